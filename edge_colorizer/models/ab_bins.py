@@ -1,0 +1,50 @@
+"""Quantised ab gamut (Zhang et al. 2016): bin centres, soft-encoding and annealed-mean decoding."""
+
+from __future__ import annotations
+
+import torch
+
+from edge_colorizer.lab import rgb_to_lab
+
+GRID_STEP = 10.0
+GRID_RANGE = 110.0
+
+
+def in_gamut_bin_centers(step: float = GRID_STEP, samples_per_axis: int = 64) -> torch.Tensor:
+    """ab centres (Q, 2) of the grid cells that some sRGB colour falls into (Q = 265 for step 10)."""
+    axis = torch.linspace(0.0, 1.0, samples_per_axis, dtype=torch.float64)
+    rgb = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), dim=0).reshape(3, -1, 1)
+    ab = rgb_to_lab(rgb)[1:].reshape(2, -1).T
+    n = int(round(2 * GRID_RANGE / step))
+    cells = ((ab + GRID_RANGE) / step).floor().clamp(0, n - 1).long()
+    occupied = torch.zeros(n, n, dtype=torch.bool)
+    occupied[cells[:, 0], cells[:, 1]] = True
+    ia, ib = torch.nonzero(occupied, as_tuple=True)
+    centers = torch.stack((ia, ib), dim=1).double() * step - GRID_RANGE + step / 2
+    return centers.float()
+
+
+def soft_encode(ab: torch.Tensor, centers: torch.Tensor, k: int = 5, sigma: float = 5.0) -> torch.Tensor:
+    """ab (N, 2, H, W) in Lab units -> target distribution (N, Q, H, W) over the k nearest bins."""
+    n, _, h, w = ab.shape
+    flat = ab.permute(0, 2, 3, 1).reshape(-1, 2)
+    d2 = torch.cdist(flat, centers.to(flat)).pow(2)
+    near_d2, near_idx = d2.topk(k, dim=1, largest=False)
+    weights = torch.softmax(-near_d2 / (2 * sigma**2), dim=1)
+    target = torch.zeros(flat.shape[0], centers.shape[0], dtype=ab.dtype, device=ab.device)
+    target.scatter_(1, near_idx, weights)
+    return target.reshape(n, h, w, -1).permute(0, 3, 1, 2)
+
+
+def annealed_mean(logits: torch.Tensor, centers: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Logits (N, Q, H, W) -> ab (N, 2, H, W) in Lab units: E[ab] under softmax(logits / T)."""
+    probs = torch.softmax(logits / temperature, dim=1)
+    return torch.einsum("nqhw,qc->nchw", probs, centers.to(probs.dtype))
+
+
+def rebalancing_weights(prior: torch.Tensor, lam: float = 0.5) -> torch.Tensor:
+    """Class-rebalancing weights from an empirical bin prior (Zhang et al. eq. 4), mean 1 under the prior."""
+    prior = prior / prior.sum()
+    mixed = (1 - lam) * prior + lam / prior.numel()
+    w = 1.0 / mixed
+    return w / (prior * w).sum()

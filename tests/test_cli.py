@@ -1,0 +1,85 @@
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from edge_colorizer.checkpoint import save_model
+from edge_colorizer.cli import main
+from edge_colorizer.models import create_model
+
+
+@pytest.fixture(scope="module")
+def tiny_ckpt(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    save_model(create_model("unet_s", width=8).eval(), path)
+    return str(path)
+
+
+@pytest.fixture
+def inputs(tmp_path, real_photos):
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    Image.fromarray(real_photos["chelsea"][::4, ::4]).convert("L").save(src / "cat.jpg")
+    rgba = np.dstack(
+        [real_photos["coffee"][::4, ::4], np.full(real_photos["coffee"][::4, ::4].shape[:2], 90, np.uint8)]
+    )
+    Image.fromarray(rgba, "RGBA").save(src / "sub" / "coffee.png")
+    (src / "zero.png").write_bytes(b"")
+    (src / "notes.jpg").write_text("not an image")
+    return src
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_batch_goes_on_past_bad_files(tmp_path, inputs, tiny_ckpt):
+    out = tmp_path / "out"
+    result = run("colorize", inputs, "--out", out, "--model", tiny_ckpt, "--size", 64)
+    assert result.exit_code == 1
+    assert "wrote 2 image(s)" in result.output
+    assert "zero.png: empty file" in result.output and "notes.jpg: not an image" in result.output
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert files == ["cat.jpg", "sub/coffee.png"]  # folder structure kept, nothing partial
+    cat_in = Image.open(inputs / "cat.jpg")
+    cat_out = Image.open(out / "cat.jpg")
+    assert cat_out.size == cat_in.size and cat_out.mode == "RGB"
+    coffee = np.asarray(Image.open(out / "sub" / "coffee.png"))
+    assert coffee.shape[-1] == 4 and (coffee[..., 3] == 90).all()  # alpha kept
+
+
+def test_success_exit_code_and_side_by_side(tmp_path, inputs, tiny_ckpt):
+    out = tmp_path / "sbs"
+    result = run("colorize", inputs / "cat.jpg", "--out", out, "--model", tiny_ckpt, "--side-by-side")
+    assert result.exit_code == 0, result.output
+    grid = Image.open(out / "cat_side_by_side.png")
+    w, h = Image.open(inputs / "cat.jpg").size
+    assert grid.size == (2 * w + 8, h)
+
+
+def test_refuses_to_overwrite_inputs(tmp_path, inputs, tiny_ckpt):
+    before = (inputs / "cat.jpg").read_bytes()
+    result = run("colorize", inputs / "cat.jpg", "--out", inputs, "--model", tiny_ckpt)
+    assert result.exit_code == 1 and "would overwrite an input" in result.output
+    assert (inputs / "cat.jpg").read_bytes() == before
+
+
+def test_unknown_model_and_missing_input(tmp_path, inputs):
+    result = run("colorize", inputs, "--out", tmp_path / "o", "--model", "no-such-model")
+    assert result.exit_code != 0 and "neither a bundled model" in result.output
+    result = run("colorize", tmp_path / "missing.png", "--out", tmp_path / "o")
+    assert result.exit_code != 0 and "missing.png: no such file" in result.output
+
+
+def test_cuda_without_gpu_is_a_clear_error(tmp_path, inputs, tiny_ckpt):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    result = run("colorize", inputs, "--out", tmp_path / "o", "--model", tiny_ckpt, "--device", "cuda")
+    assert result.exit_code != 0 and "no CUDA device" in result.output
+
+
+def test_models_lists_registry():
+    result = run("models")
+    assert result.exit_code == 0 and "unet_s" in result.output and "patchgan" in result.output

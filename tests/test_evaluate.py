@@ -1,0 +1,28 @@
+import pytest
+from PIL import Image
+
+from edge_colorizer.colorizer import ColorizerModule
+from edge_colorizer.evaluate import evaluate, time_colorizer
+from edge_colorizer.models import create_model
+
+
+@pytest.fixture
+def folder(tmp_path, real_photos):
+    for name, img in real_photos.items():
+        Image.fromarray(img).save(tmp_path / f"{name}.png")
+    return tmp_path
+
+
+def test_gray_row_is_the_floor_and_identity_would_be_perfect(folder, real_photos):
+    net = create_model("unet_s", width=8).eval()
+    results = {r.name: r for r in evaluate({"tiny": ColorizerModule(net, size=64)}, folder, max_side=128)}
+    gray = results["gray (ab = 0)"]
+    assert gray.images == 3 and gray.colorfulness < 1.0 and gray.colorfulness_ratio < 0.05
+    assert 15 < gray.psnr_db < 40
+    assert results["tiny"].colorfulness_truth == gray.colorfulness_truth > 10
+
+
+def test_timing_reports_percentiles():
+    colorizer = ColorizerModule(create_model("unet_s", width=8).eval(), size=32)
+    t = time_colorizer(colorizer, 40, 50, repeats=5, warmup=1)
+    assert 0 < t["p50_ms"] <= t["p95_ms"] and t["height"] == 40 and t["threads"] >= 1

@@ -1,0 +1,1 @@
+"""Training: the supervised student recipe (and, later, the GAN teacher)."""

@@ -1,0 +1,185 @@
+"""The supervised training loop, in plain sight: data, loss, step, log, checkpoint, resume."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from edge_colorizer.checkpoint import atomic_torch_save, model_state, save_model
+from edge_colorizer.colorizer import ColorizerModule
+from edge_colorizer.data.dataset import ColorizationDataset
+from edge_colorizer.io import write_image
+from edge_colorizer.models import create_model
+from edge_colorizer.models.ab_bins import rebalancing_weights
+from training.config import TrainConfig
+from training.losses import ab_l1, bin_prior, bins_cross_entropy
+
+STATE_FILE = "train_state.pt"
+
+
+def _rng_state() -> dict:
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+
+
+def _set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def sample_grid(model: torch.nn.Module, images: list[torch.Tensor], path: Path, size: int) -> None:
+    """PNG grid, one row per image: gray input | prediction | ground truth."""
+    colorizer = ColorizerModule(model, size=size).eval()
+    rows = []
+    with torch.no_grad():
+        for img in images:
+            _, h, w = img.shape
+            side = min(h, w)
+            img = img[:, (h - side) // 2 : (h - side) // 2 + side, (w - side) // 2 : (w - side) // 2 + side]
+            rgb = img.permute(1, 2, 0)[None]  # (1, side, side, 3) uint8
+            gray = colorizer.predict_lab(rgb)[:, :1]
+            gray_rgb = (gray / 100.0 * 255).round().clamp(0, 255).to(torch.uint8)[0, 0]
+            pred = colorizer(rgb)[0]
+            rows.append(torch.cat((gray_rgb[..., None].expand(-1, -1, 3), pred, rgb[0]), dim=1))
+    write_image(path, torch.cat(rows, dim=0).numpy())
+
+
+def train(cfg: TrainConfig, resume: bool = False, log=print, stop_after: int | None = None) -> Path:
+    """Train ``cfg.model`` on ``cfg.data``; returns the path of the final weights-only checkpoint.
+
+    ``stop_after`` ends this run after that many steps (state saved, resumable with ``resume=True``),
+    for time-boxed sessions; the schedule still follows ``cfg.steps``.
+    """
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+
+    dataset = ColorizationDataset(cfg.data, size=cfg.size, train=True, log=log)
+    log(f"training on {len(dataset)} images from {cfg.data}")
+    model = create_model(cfg.model, **cfg.model_args)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    class_weights = None
+    if cfg.loss == "bins":
+        centers = model.bin_centers
+        probe = [dataset[i][1][None] for i in range(len(dataset))]
+        class_weights = rebalancing_weights(bin_prior(probe, centers), lam=cfg.rebalance)
+
+    step = 0
+    state_path = out / STATE_FILE
+    if resume:
+        if not state_path.exists():
+            raise FileNotFoundError(f"{state_path}: nothing to resume from")
+        state = torch.load(state_path, map_location="cpu", weights_only=False)  # our own file: RNG states
+        if state["config"] != dataclasses.asdict(cfg):
+            raise ValueError(f"{state_path}: saved with a different configuration; start a new --out")
+        model.load_state_dict(state["model"]["state_dict"])
+        optimizer.load_state_dict(state["optimizer"])
+        step = state["step"]
+        _set_rng_state(state["rng"])
+        log(f"resumed from step {step}")
+    (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=1))
+
+    def save_state() -> None:
+        atomic_torch_save(
+            {
+                "config": dataclasses.asdict(cfg),
+                "model": model_state(model),
+                "optimizer": optimizer.state_dict(),
+                "step": step,
+                "rng": _rng_state(),
+            },
+            state_path,
+        )
+
+    loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True, drop_last=True)
+    samples = [dataset.images[i] for i in range(0, len(dataset), max(1, len(dataset) // 4))][:4]
+    csv_path = out / "log.csv"
+    new_csv = not csv_path.exists() or not resume
+    csv_file = open(csv_path, "w" if new_csv else "a", newline="")
+    writer = csv.writer(csv_file)
+    if new_csv:
+        writer.writerow(["step", "loss", "l1", "lr", "seconds"])
+    model.train()
+    last_step = cfg.steps if stop_after is None else min(cfg.steps, step + stop_after)
+    t0 = time.perf_counter()
+    running: list[tuple[float, float]] = []
+    columns = (
+        TextColumn("[bold]train"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns) as progress:
+        task = progress.add_task("train", total=cfg.steps, completed=step, info="")
+        while step < last_step:
+            for l_norm, ab_norm in loader:
+                if step >= last_step:
+                    break
+                for group in optimizer.param_groups:
+                    group["lr"] = lr_at(step, cfg)
+                logits = model.logits(l_norm)
+                pred = model.decode(logits)
+                l1 = ab_l1(pred, ab_norm)
+                if cfg.loss == "bins":
+                    loss = bins_cross_entropy(logits, ab_norm, model.bin_centers, class_weights) + cfg.l1_weight * l1
+                else:
+                    loss = cfg.l1_weight * l1
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                step += 1
+                running.append((loss.item(), l1.item()))
+                if step % cfg.log_every == 0 or step == cfg.steps:
+                    mean_loss, mean_l1 = np.mean(running, axis=0)
+                    running.clear()
+                    writer.writerow(
+                        [
+                            step,
+                            f"{mean_loss:.5f}",
+                            f"{mean_l1:.5f}",
+                            f"{lr_at(step - 1, cfg):.6f}",
+                            f"{time.perf_counter() - t0:.1f}",
+                        ]
+                    )
+                    csv_file.flush()
+                    progress.update(task, info=f"loss {mean_loss:.4f} l1 {mean_l1:.4f}")
+                if step % cfg.ckpt_every == 0:
+                    save_state()
+                if step % cfg.sample_every == 0 or step == cfg.steps:
+                    model.eval()
+                    sample_grid(model, samples, out / f"samples_{step:06d}.png", size=cfg.size)
+                    model.train()
+                progress.update(task, completed=step)
+    csv_file.close()
+    save_state()
+    if step < cfg.steps:
+        log(f"stopped at step {step} of {cfg.steps}; continue with --resume")
+        return state_path
+    model.eval()
+    final = out / "model.pt"
+    save_model(model, final, half=False, train_config=dataclasses.asdict(cfg), steps=step)
+    log(f"done: {step} steps in {time.perf_counter() - t0:.0f} s; weights at {final}")
+    return final
