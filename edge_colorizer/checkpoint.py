@@ -36,10 +36,13 @@ def model_state(model: nn.Module, half: bool = False) -> dict[str, Any]:
     if not hasattr(model, "model_name"):
         raise ValueError("model was not built by create_model; its name and arguments are unknown")
     state = {k: (v.half() if half and v.is_floating_point() else v) for k, v in model.state_dict().items()}
+    args = dict(model.model_args)
+    if getattr(model, "ACCEPTS_PRETRAINED", False):
+        args["pretrained"] = False  # the checkpoint holds every weight: rebuilding it must load no ImageNet file
     return {
         "format_version": FORMAT_VERSION,
         "model_name": model.model_name,
-        "model_args": dict(model.model_args),
+        "model_args": args,
         "state_dict": state,
     }
 

@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from edge_colorizer import __version__
 from edge_colorizer.colorizer import DEFAULT_SIZE
+from runtimes.formats import FORMATS
 
 err = Console(stderr=True)
 
@@ -69,25 +70,88 @@ def colorize(paths, out_dir, model, size, device, side_by_side) -> None:
 
 @main.command()
 @click.option("--data", required=True, type=click.Path(exists=True, file_okay=False), help="Folder of colour images.")
-@click.option("--out", default="runs/student", show_default=True, help="Run folder (checkpoints, logs, samples).")
-@click.option("--recipe", "recipe_name", default="student", show_default=True, help="Named training recipe.")
-@click.option("--steps", type=int, default=None, help="Override the recipe's number of steps.")
+@click.option("--out", default=None, help="Run folder (checkpoints, logs, samples); default runs/<recipe>.")
+@click.option(
+    "--recipe",
+    "recipe_name",
+    default="student",
+    show_default=True,
+    help="student | student-l1 (supervised students) or gan-teacher (the GAN teacher).",
+)
+@click.option("--steps", type=int, default=None, help="Students: total steps.")
+@click.option("--pretrain-steps", type=int, default=None, help="gan-teacher: supervised pre-training steps.")
+@click.option("--gan-steps", type=int, default=None, help="gan-teacher: adversarial steps.")
+@click.option(
+    "--encoder",
+    type=click.Choice(["efficientnet_lite0", "vgg16", "resnet18"]),
+    default=None,
+    help="gan-teacher: the generator's ImageNet encoder.",
+)
+@click.option("--decoder", type=click.Choice(["plain", "dynamic"]), default=None, help="gan-teacher: decoder type.")
+@click.option("--no-pretrained", is_flag=True, help="gan-teacher: train the encoder from scratch.")
+@click.option("--ema", type=float, default=None, help="gan-teacher: EMA decay of the generator (0 = off).")
 @click.option("--batch-size", type=int, default=None)
 @click.option("--size", type=int, default=None, help="Training crop size.")
-@click.option("--lr", type=float, default=None)
+@click.option("--lr", type=float, default=None, help="Students: peak learning rate.")
 @click.option("--threads", type=int, default=None, help="torch CPU threads.")
-@click.option("--resume", is_flag=True, help="Continue from OUT/train_state.pt.")
-def train(data, out, recipe_name, steps, batch_size, size, lr, threads, resume) -> None:
-    """Train a colorizer on a folder of colour images."""
-    from training.config import recipe
-    from training.train import train as run_training
+@click.option("--resume", is_flag=True, help="Continue from the run folder's last checkpoint.")
+def train(
+    data,
+    out,
+    recipe_name,
+    steps,
+    pretrain_steps,
+    gan_steps,
+    encoder,
+    decoder,
+    no_pretrained,
+    ema,
+    batch_size,
+    size,
+    lr,
+    threads,
+    resume,
+) -> None:
+    """Train a colorizer (a student, or the GAN teacher) on a folder of colour images."""
+    from training.config import GAN_RECIPES, gan_recipe, recipe
 
+    out = out or f"runs/{recipe_name}"
+    log = lambda m: err.print(m, soft_wrap=True, markup=False, highlight=False)  # noqa: E731
     try:
-        cfg = recipe(
-            recipe_name, data=data, out=out, steps=steps, batch_size=batch_size, size=size, lr=lr, threads=threads
-        )
-        run_training(cfg, resume=resume, log=err.print)
-    except (ValueError, FileNotFoundError, KeyError) as exc:
+        if recipe_name in GAN_RECIPES:
+            from training.gan import train_gan
+
+            base = GAN_RECIPES[recipe_name]
+            gen_args = dict(base.generator_args)
+            gen_args.update({k: v for k, v in {"encoder": encoder, "decoder": decoder}.items() if v})
+            if no_pretrained:
+                gen_args["pretrained"] = False
+            cfg = gan_recipe(
+                recipe_name,
+                data=data,
+                out=out,
+                pretrain_steps=pretrain_steps,
+                gan_steps=gan_steps,
+                generator_args=gen_args,
+                ema=ema,
+                batch_size=batch_size,
+                size=size,
+                threads=threads,
+            )
+            train_gan(cfg, resume=resume, log=log)
+        else:
+            if any(v is not None for v in (pretrain_steps, gan_steps, encoder, decoder, ema)) or no_pretrained:
+                raise click.UsageError(
+                    f"--pretrain-steps/--gan-steps/--encoder/--decoder/--no-pretrained/--ema are "
+                    f"options of the gan-teacher recipe, not of {recipe_name!r}"
+                )
+            from training.train import train as run_training
+
+            cfg = recipe(
+                recipe_name, data=data, out=out, steps=steps, batch_size=batch_size, size=size, lr=lr, threads=threads
+            )
+            run_training(cfg, resume=resume, log=log)
+    except (ValueError, FileNotFoundError, KeyError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from None
 
 
@@ -117,6 +181,100 @@ def evaluate_cmd(data, models, size, max_side, json_path) -> None:
         )
     if json_path:
         Path(json_path).write_text(json.dumps([r.as_dict() for r in results], indent=1))
+
+
+@main.command()
+@click.option("--model", default="student", show_default=True, help="Bundled model name or checkpoint path.")
+@click.option("--format", "fmt", type=click.Choice(sorted(FORMATS)), default="onnx", show_default=True)
+@click.option("--size", default=DEFAULT_SIZE, show_default=True, help="Network input size baked into the graph.")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), help="Artifact path (default: <model>.<suffix>).")
+def export(model, fmt, size, out_path) -> None:
+    """Export the RGB-in/RGB-out colorizer (Lab kernel inside) to a runtime format."""
+    from edge_colorizer.inference import load_colorizer, resolve_model_path
+    from runtimes.formats import get_format
+
+    spec = get_format(fmt)
+    path = Path(out_path) if out_path else Path(f"{Path(model).stem}{spec.suffix}")
+    try:
+        colorizer = load_colorizer(model, size=size)
+        if fmt == "onnx":
+            from runtimes.onnx import MAX_ABS_DIFF, MEAN_ABS_DIFF, export_onnx
+
+            path, parity = export_onnx(colorizer, path, model_name=model, checkpoint=resolve_model_path(model))
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB); parity vs torch: max {parity.max_abs} "
+        f"(limit {MAX_ABS_DIFF}), mean {parity.mean_abs:.5f} (limit {MEAN_ABS_DIFF}) uint8 levels"
+    )
+
+
+@main.command()
+@click.option(
+    "--models",
+    default="gray,student",
+    show_default=True,
+    help="Comma-separated: gray, bundled names, checkpoints, eccv16/siggraph17 (speed-only peers).",
+)
+@click.option("--runtimes", "runtimes_", default="torch,onnxruntime", show_default=True)
+@click.option("--precisions", default="fp32", show_default=True)
+@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False), help="Folder of colour photos.")
+@click.option("--out", default="out/bench", show_default=True, help="Folder for results.md/csv/json and pareto.png.")
+@click.option("--size", default=DEFAULT_SIZE, show_default=True, help="Network input size.")
+@click.option("--max-images", default=0, show_default=True, help="Use only the first N photos (0 = all).")
+@click.option("--time-size", default="256x256", show_default=True, help="HxW of the timed input.")
+@click.option("--throughput-batch", default=8, show_default=True)
+@click.option("--repeats", default=20, show_default=True)
+@click.option("--threads", default=0, show_default=True, help="CPU threads for torch and ORT (0 = default).")
+@click.option("--fail-above-lpips", type=float, default=None, help="Exit 1 if a model's LPIPS (paper) exceeds this.")
+def bench(
+    models,
+    runtimes_,
+    precisions,
+    data,
+    out,
+    size,
+    max_images,
+    time_size,
+    throughput_batch,
+    repeats,
+    threads,
+    fail_above_lpips,
+) -> None:
+    """Quality (LPIPS, PSNR, SSIM, ...) vs latency for every model x runtime x precision."""
+    from benchmarks.bench import BenchConfig, lpips_gate, markdown, run_bench, write_outputs
+
+    try:
+        h, w = (int(v) for v in time_size.lower().split("x"))
+    except ValueError:
+        raise click.BadParameter(f"expected HxW, got {time_size!r}", param_hint="--time-size") from None
+    cfg = BenchConfig(
+        models=tuple(m for m in models.split(",") if m),
+        runtimes=tuple(runtimes_.split(",")),
+        precisions=tuple(precisions.split(",")),
+        data=data,
+        out=out,
+        size=size,
+        max_images=max_images,
+        time_height=h,
+        time_width=w,
+        throughput_batch=throughput_batch,
+        repeats=repeats,
+        threads=threads,
+    )
+    try:
+        rows, n_images = run_bench(cfg, log=lambda m: err.print(m, soft_wrap=True, markup=False, highlight=False))
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from None
+    paths = write_outputs(rows, cfg, n_images)
+    click.echo(markdown(rows, cfg, n_images))
+    click.echo(f"wrote {', '.join(str(p) for p in paths.values())}")
+    if fail_above_lpips is not None:
+        failures = lpips_gate(rows, fail_above_lpips)
+        for line in failures:
+            err.print(f"LPIPS gate: {line}", soft_wrap=True, markup=False, highlight=False)
+        if failures:
+            sys.exit(1)
 
 
 @main.command("models")

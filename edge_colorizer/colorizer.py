@@ -16,16 +16,40 @@ from edge_colorizer.lab import denormalize_ab, lab_to_rgb, normalize_l, rgb_to_l
 DEFAULT_SIZE = 256
 
 
+def _triangle_weights(positions: torch.Tensor, out_size: int) -> torch.Tensor:
+    """(out_size, n_in) antialiased bilinear weights; ``positions`` is 0..n_in-1 as a float tensor.
+
+    The triangle filter is stretched by the scale when shrinking (as PIL and torch's
+    ``antialias=True``), so each output pixel averages its whole footprint.
+    """
+    n_in = positions[-1:] + 1.0
+    scale = n_in / out_size
+    support = scale.clamp(min=1.0)
+    centers = (torch.arange(out_size, dtype=positions.dtype, device=positions.device) + 0.5)[:, None] * scale
+    w = (1.0 - ((positions[None, :] + 0.5 - centers) / support).abs()).clamp(min=0.0)
+    return w / w.sum(dim=1, keepdim=True)
+
+
+def resize_antialiased(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize (N, C, H, W) to (N, C, size, size) like ``F.interpolate(bilinear, antialias=True)``.
+
+    Written as two matrix products over index ramps taken from the data, so the exported graph
+    keeps dynamic H and W with only MatMul/CumSum/elementwise ops, which every runtime supports.
+    """
+    rows = torch.ones_like(x[0, 0, :, 0]).cumsum(0) - 1.0
+    cols = torch.ones_like(x[0, 0, 0, :]).cumsum(0) - 1.0
+    return _triangle_weights(rows, size) @ x @ _triangle_weights(cols, size).T
+
+
 class ColorizerModule(nn.Module):
     """Wraps an ab-predicting network into ``uint8 (N, H, W, C) -> uint8 (N, H, W, 3)``, C in {1, 3}."""
 
-    def __init__(self, net: nn.Module, size: int = DEFAULT_SIZE, antialias: bool = True):
+    def __init__(self, net: nn.Module, size: int = DEFAULT_SIZE):
         super().__init__()
         if size < 16 or size % 8:
             raise ValueError(f"network size must be a multiple of 8 and >= 16, got {size}")
         self.net = net
         self.size = size
-        self.antialias = antialias
 
     @property
     def device(self) -> torch.device:
@@ -42,9 +66,7 @@ class ColorizerModule(nn.Module):
         x = images.permute(0, 3, 1, 2).float() / 255.0
         x = x.expand(-1, 3, -1, -1)  # gray (C=1) becomes R=G=B; RGB is unchanged
         L = rgb_to_lab(x)[:, :1]
-        l_small = F.interpolate(
-            L, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=self.antialias
-        )
+        l_small = resize_antialiased(L, self.size)
         ab_small = denormalize_ab(self.net(normalize_l(l_small)))
         ab = F.interpolate(ab_small, size=L.shape[-2:], mode="bilinear", align_corners=False)
         return torch.cat((L, ab), dim=1)

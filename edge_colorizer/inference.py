@@ -44,7 +44,7 @@ def colorize_array(colorizer: ColorizerModule, rgb: np.ndarray) -> np.ndarray:
     """uint8 (H, W, 3) -> colorized uint8 (H, W, 3)."""
     device = colorizer.device
     with torch.inference_mode():
-        out = colorizer(torch.from_numpy(rgb).to(device)[None])
+        out = colorizer(torch.from_numpy(np.require(rgb, requirements=["C", "W"])).to(device)[None])
     return out[0].cpu().numpy()
 
 

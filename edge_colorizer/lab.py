@@ -27,10 +27,6 @@ _EPS = _DELTA**3  # 0.008856...
 _KAPPA_INV = 1.0 / (3.0 * _DELTA**2)  # slope of the linear part of f(t)
 
 
-def _matrix(rows, ref: torch.Tensor) -> torch.Tensor:
-    return torch.tensor(rows, dtype=torch.float64).to(device=ref.device, dtype=ref.dtype)
-
-
 def _rgb_from_xyz() -> tuple[tuple[float, ...], ...]:
     inv = torch.linalg.inv(torch.tensor(XYZ_FROM_RGB, dtype=torch.float64))
     return tuple(tuple(float(v) for v in row) for row in inv)
@@ -39,9 +35,10 @@ def _rgb_from_xyz() -> tuple[tuple[float, ...], ...]:
 RGB_FROM_XYZ = _rgb_from_xyz()
 
 
-def _apply_matrix(m: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    # x: (*, 3, H, W); contract the channel axis with m (3, 3)
-    return torch.einsum("ij,...jhw->...ihw", m, x)
+def _apply_matrix(m: tuple[tuple[float, ...], ...], x: torch.Tensor) -> torch.Tensor:
+    """Mix the channels of x (*, 3, H, W) by the constant 3x3 matrix m (elementwise ops only, for portability)."""
+    c0, c1, c2 = x.unbind(-3)
+    return torch.stack([r[0] * c0 + r[1] * c1 + r[2] * c2 for r in m], dim=-3)
 
 
 def _check(x: torch.Tensor, name: str) -> None:
@@ -56,7 +53,7 @@ def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
     _check(rgb, "rgb")
     rgb = rgb.clamp(0.0, 1.0)
     linear = torch.where(rgb > 0.04045, ((rgb + 0.055) / 1.055).pow(2.4), rgb / 12.92)
-    xyz = _apply_matrix(_matrix(XYZ_FROM_RGB, rgb), linear)
+    xyz = _apply_matrix(XYZ_FROM_RGB, linear)
     white = torch.tensor(WHITE_D65, dtype=rgb.dtype, device=rgb.device).view(3, 1, 1)
     t = xyz / white
     f = torch.where(t > _EPS, t.clamp(min=_EPS).pow(1.0 / 3.0), t * _KAPPA_INV + 4.0 / 29.0)
@@ -77,7 +74,7 @@ def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
     f = torch.stack((fx, fy, fz), dim=-3)
     t = torch.where(f > _DELTA, f.pow(3.0), (f - 4.0 / 29.0) / _KAPPA_INV)
     white = torch.tensor(WHITE_D65, dtype=lab.dtype, device=lab.device).view(3, 1, 1)
-    linear = _apply_matrix(_matrix(RGB_FROM_XYZ, lab), t * white)
+    linear = _apply_matrix(RGB_FROM_XYZ, t * white)
     linear = linear.clamp(min=0.0)
     rgb = torch.where(linear > 0.0031308, 1.055 * linear.clamp(min=0.0031308).pow(1.0 / 2.4) - 0.055, linear * 12.92)
     return rgb.clamp(0.0, 1.0)

@@ -48,3 +48,63 @@ def recipe(name: str, **overrides) -> TrainConfig:
     if name not in RECIPES:
         raise KeyError(f"unknown recipe {name!r}; known: {', '.join(sorted(RECIPES))}")
     return replace(RECIPES[name], **{k: v for k, v in overrides.items() if v is not None})
+
+
+@dataclass(frozen=True)
+class GANConfig:
+    """The seed's teacher recipe (§9.2-9.3): supervised generator pre-training, then L1 x lambda + GAN."""
+
+    data: str = ""
+    out: str = "runs/teacher"
+    generator: str = "unet_generator"
+    generator_args: dict = field(
+        default_factory=lambda: {"encoder": "efficientnet_lite0", "decoder": "dynamic", "head": "bins"}
+    )
+    discriminator_args: dict = field(default_factory=lambda: {"width": 64, "n_layers": 3})
+    supervised_loss: str = "bins"  # of the generator: "bins" (CE + L1) or "l1"
+    rebalance: float = 0.5
+    l1_weight: float = 1.0  # L1 inside the supervised loss
+    gan_loss: str = "lsgan"  # "lsgan" (MSE on patch logits) or "bce" (BCE-with-logits)
+    gan_lambda: float = 100.0  # weight of the supervised loss against the adversarial one in phase 2
+    pretrain_steps: int = 1000
+    gan_steps: int = 500
+    size: int = 192
+    batch_size: int = 16
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    lr_pretrain: float = 1e-3
+    betas: tuple[float, float] = (0.5, 0.999)
+    ema: float = 0.0  # decay of an EMA of the generator weights; 0 disables it
+    seed: int = 0
+    threads: int = 0
+    log_every: int = 25
+    ckpt_every: int = 100
+    sample_every: int = 250
+    tensorboard: bool = True
+    wandb: bool = False
+
+    def __post_init__(self):
+        if self.gan_loss not in ("lsgan", "bce"):
+            raise ValueError(f"gan_loss must be 'lsgan' or 'bce', got {self.gan_loss!r}")
+        if self.supervised_loss not in ("bins", "l1"):
+            raise ValueError(f"supervised_loss must be 'bins' or 'l1', got {self.supervised_loss!r}")
+        head = self.generator_args.get("head", "bins")
+        if (self.supervised_loss == "bins") != (head == "bins"):
+            raise ValueError(f"supervised_loss {self.supervised_loss!r} does not fit a generator head {head!r}")
+        if self.pretrain_steps < 0 or self.gan_steps < 0 or self.pretrain_steps + self.gan_steps < 1:
+            raise ValueError("pretrain_steps and gan_steps must be >= 0 and not both 0")
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError("ema must be in [0, 1)")
+
+    @property
+    def steps(self) -> int:
+        return self.pretrain_steps + self.gan_steps
+
+
+GAN_RECIPES: dict[str, GANConfig] = {"gan-teacher": GANConfig()}
+
+
+def gan_recipe(name: str, **overrides) -> GANConfig:
+    if name not in GAN_RECIPES:
+        raise KeyError(f"unknown GAN recipe {name!r}; known: {', '.join(sorted(GAN_RECIPES))}")
+    return replace(GAN_RECIPES[name], **{k: v for k, v in overrides.items() if v is not None})

@@ -39,3 +39,30 @@ def bin_prior(dataset_ab: list[torch.Tensor], centers: torch.Tensor) -> torch.Te
         idx = torch.cdist(flat, centers).argmin(1)
         counts += torch.bincount(idx, minlength=centers.shape[0]).float()
     return (counts + 1.0) / (counts.sum() + counts.numel())
+
+
+def supervised_loss(
+    model: torch.nn.Module,
+    l_norm: torch.Tensor,
+    ab_norm: torch.Tensor,
+    loss: str,
+    class_weights: torch.Tensor | None,
+    l1_weight: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(total loss, L1 term, decoded prediction) of a bins- or regression-headed colorizer."""
+    logits = model.logits(l_norm)
+    pred = model.decode(logits)
+    l1 = ab_l1(pred, ab_norm)
+    if loss == "bins":
+        total = bins_cross_entropy(logits, ab_norm, model.bin_centers, class_weights) + l1_weight * l1
+    else:
+        total = l1_weight * l1
+    return total, l1, pred
+
+
+def class_weights_for(dataset, centers: torch.Tensor, lam: float) -> torch.Tensor:
+    """Rebalancing weights from the bin prior of one pass over ``dataset`` (ab targets only)."""
+    from edge_colorizer.models.ab_bins import rebalancing_weights
+
+    probe = [dataset[i][1][None] for i in range(len(dataset))]
+    return rebalancing_weights(bin_prior(probe, centers), lam=lam)

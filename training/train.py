@@ -19,18 +19,17 @@ from edge_colorizer.colorizer import ColorizerModule
 from edge_colorizer.data.dataset import ColorizationDataset
 from edge_colorizer.io import write_image
 from edge_colorizer.models import create_model
-from edge_colorizer.models.ab_bins import rebalancing_weights
 from training.config import TrainConfig
-from training.losses import ab_l1, bin_prior, bins_cross_entropy
+from training.losses import class_weights_for, supervised_loss
 
 STATE_FILE = "train_state.pt"
 
 
-def _rng_state() -> dict:
+def rng_state() -> dict:
     return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
 
 
-def _set_rng_state(state: dict) -> None:
+def set_rng_state(state: dict) -> None:
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
@@ -79,11 +78,7 @@ def train(cfg: TrainConfig, resume: bool = False, log=print, stop_after: int | N
     model = create_model(cfg.model, **cfg.model_args)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
-    class_weights = None
-    if cfg.loss == "bins":
-        centers = model.bin_centers
-        probe = [dataset[i][1][None] for i in range(len(dataset))]
-        class_weights = rebalancing_weights(bin_prior(probe, centers), lam=cfg.rebalance)
+    class_weights = class_weights_for(dataset, model.bin_centers, cfg.rebalance) if cfg.loss == "bins" else None
 
     step = 0
     state_path = out / STATE_FILE
@@ -96,7 +91,7 @@ def train(cfg: TrainConfig, resume: bool = False, log=print, stop_after: int | N
         model.load_state_dict(state["model"]["state_dict"])
         optimizer.load_state_dict(state["optimizer"])
         step = state["step"]
-        _set_rng_state(state["rng"])
+        set_rng_state(state["rng"])
         log(f"resumed from step {step}")
     (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=1))
 
@@ -107,7 +102,7 @@ def train(cfg: TrainConfig, resume: bool = False, log=print, stop_after: int | N
                 "model": model_state(model),
                 "optimizer": optimizer.state_dict(),
                 "step": step,
-                "rng": _rng_state(),
+                "rng": rng_state(),
             },
             state_path,
         )
@@ -140,13 +135,7 @@ def train(cfg: TrainConfig, resume: bool = False, log=print, stop_after: int | N
                     break
                 for group in optimizer.param_groups:
                     group["lr"] = lr_at(step, cfg)
-                logits = model.logits(l_norm)
-                pred = model.decode(logits)
-                l1 = ab_l1(pred, ab_norm)
-                if cfg.loss == "bins":
-                    loss = bins_cross_entropy(logits, ab_norm, model.bin_centers, class_weights) + cfg.l1_weight * l1
-                else:
-                    loss = cfg.l1_weight * l1
+                loss, l1, _ = supervised_loss(model, l_norm, ab_norm, cfg.loss, class_weights, cfg.l1_weight)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()

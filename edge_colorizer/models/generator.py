@@ -1,0 +1,159 @@
+"""The teacher's UNet generator: an ImageNet-pretrained encoder over L, skips into a decoder, an ab head.
+
+Encoders by name (``efficientnet_lite0``, ``vgg16``, ``resnet18``); decoders ``plain`` (conv blocks)
+or ``dynamic`` (each block re-calibrates its features with channel and spatial squeeze-excitation,
+after the Dynamic-UNet decoders the seed used). The encoder sees L as a gray RGB image, normalised
+as its ImageNet weights expect, so pretrained features stay meaningful.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from edge_colorizer.lab import AB_NORM, L_CENT, L_NORM
+from edge_colorizer.models.ab_bins import annealed_mean, in_gamut_bin_centers
+from edge_colorizer.models.encoders import (
+    LITE_MEAN,
+    LITE_STD,
+    EfficientNetLite0,
+    load_efficientnet_lite0,
+    load_resnet18,
+    load_vgg16,
+)
+from edge_colorizer.models.registry import register_model
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class SCSE(nn.Module):
+    """Concurrent channel and spatial squeeze-excitation (Roy et al. 2018): feature re-calibration."""
+
+    def __init__(self, channels: int, reduction: int = 8):
+        super().__init__()
+        hidden = max(4, channels // reduction)
+        self.channel = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1),
+            nn.Conv2d(channels, hidden, 1),
+            nn.ReLU(True),
+            nn.Conv2d(hidden, channels, 1),
+            nn.Sigmoid(),
+        )
+        self.spatial = nn.Sequential(nn.Conv2d(channels, 1, 1), nn.Sigmoid())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.channel(x) + x * self.spatial(x)
+
+
+class DecoderBlock(nn.Module):
+    def __init__(self, c_in: int, c_skip: int, c_out: int, recalibrate: bool):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(c_in + c_skip, c_out, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(c_out),
+            nn.ReLU(True),
+            nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(c_out),
+            nn.ReLU(True),
+        )
+        self.recalibrate = SCSE(c_out) if recalibrate else nn.Identity()
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor | None) -> torch.Tensor:
+        if skip is not None:
+            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            x = torch.cat((x, skip), dim=1)
+        return self.recalibrate(self.body(x))
+
+
+class _Encoder(nn.Module):
+    """Wraps a backbone: L (normalised) -> gray RGB normalised for the backbone -> 5 feature maps."""
+
+    def __init__(self, backbone: nn.Module, channels: tuple[int, ...], mean, std):
+        super().__init__()
+        self.backbone = backbone
+        self.channels = channels
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, l_norm: torch.Tensor) -> list[torch.Tensor]:
+        gray = ((l_norm * L_NORM + L_CENT) / 100.0).expand(-1, 3, -1, -1)
+        return self.backbone.features((gray - self.mean) / self.std)
+
+
+def build_encoder(name: str, pretrained: bool) -> _Encoder:
+    if name == "efficientnet_lite0":
+        backbone = load_efficientnet_lite0(pretrained) if pretrained else EfficientNetLite0()
+        return _Encoder(backbone, EfficientNetLite0.FEATURE_CHANNELS, (LITE_MEAN,) * 3, (LITE_STD,) * 3)
+    if name == "vgg16":
+        backbone = load_vgg16(pretrained)
+        return _Encoder(backbone, backbone.FEATURE_CHANNELS, IMAGENET_MEAN, IMAGENET_STD)
+    if name == "resnet18":
+        backbone = load_resnet18(pretrained)
+        return _Encoder(backbone, backbone.FEATURE_CHANNELS, IMAGENET_MEAN, IMAGENET_STD)
+    raise ValueError(f"unknown encoder {name!r}; known: efficientnet_lite0, vgg16, resnet18")
+
+
+class UNetGenerator(nn.Module):
+    """Pretrained-encoder UNet: L (N, 1, H, W) -> ab (N, 2, H/2, W/2), normalised, like the students."""
+
+    DECODERS = ("plain", "dynamic")
+    ACCEPTS_PRETRAINED = True  # checkpoints rebuild it with pretrained=False, then load their own weights
+
+    def __init__(
+        self,
+        encoder: str = "efficientnet_lite0",
+        decoder: str = "dynamic",
+        head: str = "bins",
+        pretrained: bool = True,
+        decoder_width: int = 64,
+        temperature: float = 0.38,
+    ):
+        super().__init__()
+        if decoder not in self.DECODERS:
+            raise ValueError(f"decoder must be one of {self.DECODERS}, got {decoder!r}")
+        if head not in ("bins", "regression"):
+            raise ValueError(f"head must be 'bins' or 'regression', got {head!r}")
+        self.encoder = build_encoder(encoder, pretrained)
+        c = self.encoder.channels  # strides 2, 4, 8, 16, 32
+        w = decoder_width
+        widths = (4 * w, 2 * w, w, w)  # outputs at strides 16, 8, 4, 2
+        recal = decoder == "dynamic"
+        self.blocks = nn.ModuleList(
+            [
+                DecoderBlock(c[4], c[3], widths[0], recal),
+                DecoderBlock(widths[0], c[2], widths[1], recal),
+                DecoderBlock(widths[1], c[1], widths[2], recal),
+                DecoderBlock(widths[2], c[0], widths[3], recal),
+            ]
+        )
+        self.head_type = head
+        self.temperature = temperature
+        self.out_stride = 2
+        if head == "bins":
+            self.register_buffer("bin_centers", in_gamut_bin_centers())
+            self.head = nn.Conv2d(widths[3], self.bin_centers.shape[0], 1)
+        else:
+            self.head = nn.Conv2d(widths[3], 2, 1)
+
+    def logits(self, l_norm: torch.Tensor) -> torch.Tensor:
+        feats = self.encoder(l_norm)
+        x = feats[4]
+        for block, skip in zip(self.blocks, (feats[3], feats[2], feats[1], feats[0]), strict=True):
+            x = block(x, skip)
+        return self.head(x)
+
+    def decode(self, logits: torch.Tensor) -> torch.Tensor:
+        if self.head_type == "bins":
+            return annealed_mean(logits, self.bin_centers, self.temperature) / AB_NORM
+        return logits
+
+    def forward(self, l_norm: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.logits(l_norm))
+
+
+@register_model
+def unet_generator(**kwargs) -> UNetGenerator:
+    """Teacher generator: pretrained encoder (efficientnet_lite0 | vgg16 | resnet18) UNet."""
+    return UNetGenerator(**kwargs)

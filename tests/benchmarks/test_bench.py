@@ -1,0 +1,143 @@
+import csv
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from benchmarks.bench import BenchConfig, lpips_gate, run_bench, write_outputs
+from benchmarks.profile import count_macs, count_params
+from edge_colorizer.checkpoint import save_model
+from edge_colorizer.cli import main
+from edge_colorizer.models import create_model
+
+pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory, real_photos):
+    root = tmp_path_factory.mktemp("bench")
+    data = root / "eval"
+    data.mkdir()
+    for name in ("chelsea", "coffee"):
+        Image.fromarray(real_photos[name][::3, ::3]).save(data / f"{name}.png")
+    ckpt = root / "tiny.pt"
+    save_model(create_model("unet_s", width=8).eval(), ckpt)
+    return root, data, ckpt
+
+
+def test_macs_of_a_known_conv():
+    import torch
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1))
+    assert count_macs(net, 8) == 8 * 8 * 4 * 9
+    assert count_params(net) == 4 * 9 + 4
+
+
+def test_bench_rows_outputs_and_gate(setup):
+    root, data, ckpt = setup
+    cfg = BenchConfig(
+        models=("gray", str(ckpt)),
+        runtimes=("onnxruntime", "torch"),
+        data=str(data),
+        out=str(root / "out"),
+        size=64,
+        time_height=48,
+        time_width=64,
+        repeats=3,
+        warmup=1,
+        throughput_batch=2,
+    )
+    rows, n = run_bench(cfg, log=lambda *_: None)
+    assert n == 2 and [(r.model, r.runtime) for r in rows] == [
+        ("gray (ab=0)", "torch"),
+        ("gray (ab=0)", "onnxruntime"),
+        ("tiny", "torch"),
+        ("tiny", "onnxruntime"),
+    ]
+    gray, _, tiny_t, tiny_o = rows
+    for protocol in ("paper", "deploy"):
+        q = gray.quality[protocol]
+        assert q["cf"] < 1 and q["dcf"] < -10 and 0 < q["lpips"] < 1 and 10 < q["psnr"] < 40
+        assert tiny_o.quality[protocol]["lpips"] == pytest.approx(tiny_t.quality[protocol]["lpips"], abs=1e-3)
+    assert tiny_o.parity_max <= 2 and tiny_t.params == tiny_o.params > 0 and tiny_t.gmacs > 0
+    assert all(r.p50_ms <= r.p95_ms and r.img_per_s > 0 for r in rows)
+    paths = write_outputs(rows, cfg, n)
+    assert paths["png"].read_bytes()[:4] == b"\x89PNG"
+    table = list(csv.reader(open(paths["csv"])))
+    assert table[0][:4] == ["protocol", "model", "runtime", "precision"] and len(table) == 1 + 2 * 4
+    assert json.loads(paths["json"].read_text())["images"] == 2
+    assert "| gray (ab=0) | torch | fp32 |" in paths["md"].read_text()
+    assert lpips_gate(rows, 1.0) == []
+    failing = lpips_gate(rows, 0.0)
+    assert len(failing) == 2 and all("tiny" in f for f in failing)  # the gray floor is never gated
+
+
+def test_cli_bench_and_gate_exit_code(setup):
+    root, data, ckpt = setup
+    args = [
+        "bench",
+        "--models",
+        f"gray,{ckpt}",
+        "--runtimes",
+        "torch",
+        "--data",
+        str(data),
+        "--out",
+        str(root / "cli"),
+        "--size",
+        "64",
+        "--time-size",
+        "32x32",
+        "--repeats",
+        "2",
+        "--throughput-batch",
+        "2",
+    ]
+    ok = CliRunner().invoke(main, args + ["--fail-above-lpips", "1.0"])
+    assert ok.exit_code == 0, ok.output
+    assert "### Quality: paper protocol" in ok.output and (root / "cli" / "pareto.png").exists()
+    gated = CliRunner().invoke(main, args + ["--fail-above-lpips", "0.0"])
+    assert gated.exit_code == 1 and "LPIPS gate: tiny/torch/fp32" in gated.output
+    bad = CliRunner().invoke(main, args[:-6] + ["--time-size", "big"])
+    assert bad.exit_code != 0 and "HxW" in bad.output
+
+
+def test_cli_export_onnx(setup, tmp_path):
+    _, _, ckpt = setup
+    out = tmp_path / "m.onnx"
+    result = CliRunner().invoke(main, ["export", "--model", str(ckpt), "--size", "64", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.exists() and "parity vs torch: max" in result.output
+
+
+def test_weightless_architecture_is_refused(setup):
+    root, data, _ = setup
+    with pytest.raises(ValueError, match="without weights"):
+        run_bench(BenchConfig(models=("unet_s",), data=str(data), out=str(root / "x")), log=lambda *_: None)
+
+
+def test_peer_rows_are_speed_only(setup, monkeypatch):
+    import torch
+
+    import benchmarks.bench as bench
+
+    root, data, _ = setup
+    tiny_peer = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3, padding=1))  # stands in for the 32M-param eccv16
+    monkeypatch.setattr(bench, "create_model", lambda name: tiny_peer)
+    cfg = BenchConfig(
+        models=("eccv16",),
+        runtimes=("torch",),
+        data=str(data),
+        out=str(root / "peer"),
+        size=32,
+        time_height=32,
+        time_width=32,
+        repeats=2,
+        warmup=1,
+        throughput_batch=2,
+    )
+    (row,), _ = run_bench(cfg, log=lambda *_: None)
+    assert row.note == "architecture only, speed only" and row.quality == {} and row.p50_ms > 0
+    assert not np.isnan(row.img_per_s)
