@@ -87,7 +87,8 @@ def test_resume_after_sigkill(tmp_path, tiny_pool):  # noqa: F811
                         size=32, batch_size=3, pretrain_steps=100000, gan_steps=10, log_every=1, ckpt_every=2,
                         sample_every=10**9, tensorboard=False)
         import sys
-        train_gan(cfg, resume="--resume" in sys.argv, log=lambda *_: None, stop_after=4 if "--resume" in sys.argv else None)
+        resume = "--resume" in sys.argv
+        train_gan(cfg, resume=resume, log=lambda *_: None, stop_after=4 if resume else None)
     """)
     proc = subprocess.Popen([sys.executable, "-c", script], cwd=os.getcwd())
     try:
