@@ -205,9 +205,14 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = print) -> tuple[lis
         # torch first: it is the reference every other runtime's parity is measured against
         for runtime in sorted(cfg.runtimes, key=lambda r: r != "torch"):
             for precision in cfg.precisions:
-                runner, size_mb = make_runner(spec, runtime, precision, cfg)
-                row = Row(spec.label, runtime, precision, spec.note, params, gmacs, size_mb)
                 log(f"bench {spec.label} / {runtime} / {precision}")
+                try:
+                    runner, size_mb = make_runner(spec, runtime, precision, cfg)
+                except (RuntimeError, ValueError) as exc:  # e.g. an export that fails its parity check
+                    log(f"skip {spec.label} / {runtime} / {precision}: {exc}")
+                    rows.append(Row(spec.label, runtime, precision, f"not run: {exc}", params, gmacs))
+                    continue
+                row = Row(spec.label, runtime, precision, spec.note, params, gmacs, size_mb)
                 with runner:
                     if spec.quality:
                         outputs = {
@@ -360,6 +365,8 @@ def pareto_plot(rows: list[Row], path: Path, cfg: BenchConfig) -> None:
     fig, ax = plt.subplots(figsize=(8, 5), dpi=120)
     for i, r in enumerate(rows):
         lp = r.quality.get("paper", {}).get("lpips")
+        if np.isnan(r.p50_ms):  # a row that could not run has nothing to plot
+            continue
         label = f"{r.model} / {r.runtime} / {r.precision}"
         if lp is None:  # speed-only peers: a vertical line at their latency
             ax.axvline(r.p50_ms, color="gray", ls="--", lw=0.8)

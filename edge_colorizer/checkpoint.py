@@ -10,6 +10,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from edge_colorizer.io import default_file_mode
 from edge_colorizer.models import create_model
 
 FORMAT_VERSION = 1
@@ -25,6 +26,7 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, default_file_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

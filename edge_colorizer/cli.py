@@ -162,7 +162,8 @@ def train(
 @click.option("--max-side", default=512, show_default=True, help="Resize photos so the long side is at most this.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the results as JSON.")
 @click.option("--time", "timing", is_flag=True, help="Also time each model on one 256x256 and one 1080p image.")
-def evaluate_cmd(data, models, size, max_side, json_path, timing) -> None:
+@click.option("--grid", type=click.Path(dir_okay=False), help="Write a PNG: gray | each model | truth, 6 photos.")
+def evaluate_cmd(data, models, size, max_side, json_path, timing, grid) -> None:
     """PSNR and colorfulness of models vs ground truth and the gray baseline."""
     from edge_colorizer.evaluate import evaluate
     from edge_colorizer.inference import load_colorizer
@@ -190,6 +191,10 @@ def evaluate_cmd(data, models, size, max_side, json_path, timing) -> None:
                 t = time_colorizer(colorizer, h, w)
                 times.setdefault(name, []).append(t)
                 click.echo(f"| {name} | {h}x{w} | {t['threads']} | {t['p50_ms']:.1f} | {t['p95_ms']:.1f} |")
+    if grid:
+        from edge_colorizer.evaluate import comparison_grid
+
+        click.echo(f"\nwrote {comparison_grid(colorizers, data, grid)} (columns: gray, {', '.join(models)}, truth)")
     if json_path:
         Path(json_path).write_text(json.dumps({"quality": [r.as_dict() for r in results], "timing": times}, indent=1))
 

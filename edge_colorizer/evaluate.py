@@ -71,6 +71,31 @@ def evaluate(
     return results
 
 
+def comparison_grid(
+    colorizers: dict[str, ColorizerModule], data: str | Path, path: str | Path, n: int = 6, height: int = 180
+) -> Path:
+    """PNG with one row per photo (the first ``n`` of ``data``): gray | each colorizer | ground truth."""
+    from PIL import Image
+
+    rows = []
+    gray = ColorizerModule(GrayBaseline(), size=256).eval()
+    for image_path in find_images([str(data)])[:n]:
+        img = Image.fromarray(read_image(image_path).rgb)
+        img = img.resize((max(1, round(img.width * height / img.height)), height), Image.LANCZOS)
+        truth = np.asarray(img)
+        panels = [colorize_array(gray, truth)] + [colorize_array(c, truth) for c in colorizers.values()] + [truth]
+        gap = np.full((height, 4, 3), 255, np.uint8)
+        row = [p for panel in panels for p in (panel, gap)][:-1]
+        rows.append(np.concatenate(row, axis=1))
+    if not rows:
+        raise ValueError(f"{data}: no images for the grid")
+    width = max(r.shape[1] for r in rows)
+    rows = [np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
+    from edge_colorizer.io import write_image
+
+    return write_image(path, np.concatenate(rows, axis=0))
+
+
 def time_colorizer(colorizer: ColorizerModule, height: int, width: int, repeats: int = 10, warmup: int = 2) -> dict:
     """Median and p95 wall time (ms) of one uint8 image of the given size through the whole module."""
     device = colorizer.device

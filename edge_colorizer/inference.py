@@ -13,10 +13,11 @@ import torch
 from edge_colorizer.checkpoint import load_model
 from edge_colorizer.colorizer import DEFAULT_SIZE, ColorizerModule
 from edge_colorizer.io import find_images, read_image, write_image
+from edge_colorizer.lab import lab_to_rgb, rgb_to_lab
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 # Bundled models, by name: the checkpoint file inside the package.
-BUNDLED = {"student": WEIGHTS_DIR / "unet_s_student.pt"}
+BUNDLED = {"student": WEIGHTS_DIR / "unet_s_student.pt", "teacher": WEIGHTS_DIR / "teacher_gan.pt"}
 DEFAULT_MODEL = "student"
 
 
@@ -63,9 +64,10 @@ def output_path(src: Path, out_dir: Path, root: Path | None, side_by_side: bool)
 
 
 def side_by_side_grid(rgb_in: np.ndarray, rgb_out: np.ndarray) -> np.ndarray:
-    """gray | colour, side by side."""
-    gray = rgb_in.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
-    gray3 = np.repeat(np.round(gray).astype(np.uint8)[..., None], 3, axis=2)
+    """gray | colour, side by side; the gray panel is the input's L* with ab = 0 (what the network saw)."""
+    lab = rgb_to_lab(torch.from_numpy(rgb_in.astype(np.float32) / 255.0).permute(2, 0, 1))
+    lab[1:] = 0.0
+    gray3 = (lab_to_rgb(lab) * 255.0).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
     gap = np.full((rgb_in.shape[0], 8, 3), 255, np.uint8)
     return np.concatenate((gray3, gap, rgb_out), axis=1)
 
@@ -80,11 +82,13 @@ def colorize_files(
 ) -> BatchReport:
     """Colorize every input image into ``out_dir``; bad files are reported and skipped, never fatal."""
     out_dir = Path(out_dir)
+    inputs = list(inputs)
     paths = find_images(inputs)
     input_set = {p.resolve() for p in paths}
     # keep folder structure for inputs found under one folder argument
     roots = [Path(i) for i in inputs if Path(i).is_dir()]
     report = BatchReport()
+    planned: set[Path] = set()
     t0 = time.perf_counter()
     for src in paths:
         root = next((r for r in roots if src.is_relative_to(r)), None)
@@ -92,6 +96,9 @@ def colorize_files(
         try:
             if dst.resolve() in input_set:
                 raise ValueError(f"{src}: output {dst} would overwrite an input; choose another --out")
+            if dst.resolve() in planned:
+                raise ValueError(f"{src}: output {dst} is already written by another input of the same name")
+            planned.add(dst.resolve())
             image = read_image(src)
             rgb = colorize_array(colorizer, image.rgb)
             if side_by_side:

@@ -107,6 +107,13 @@ def read_image(path: str | Path) -> DecodedImage:
     return DecodedImage(path=path, rgb=np.ascontiguousarray(arr), alpha=alpha, source_mode=mode)
 
 
+def default_file_mode() -> int:
+    """The mode a plainly created file gets (0o666 less the umask); mkstemp's 0o600 is too strict."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def write_image(path: str | Path, rgb: np.ndarray, alpha: np.ndarray | None = None) -> Path:
     """Write uint8 RGB (+ alpha where the format keeps it) to ``path`` atomically; returns the path."""
     path = Path(path)
@@ -122,6 +129,7 @@ def write_image(path: str | Path, rgb: np.ndarray, alpha: np.ndarray | None = No
     try:
         options = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
         img.save(tmp, format=fmt, **options)
+        os.chmod(tmp, default_file_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

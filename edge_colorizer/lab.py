@@ -33,6 +33,10 @@ def _rgb_from_xyz() -> tuple[tuple[float, ...], ...]:
 
 
 RGB_FROM_XYZ = _rgb_from_xyz()
+# the same matrices with the reference white folded in (XYZ / white), so the kernel's constants stay
+# Python floats and tracing records them as scalars
+_XYZN_FROM_RGB = tuple(tuple(v / w for v in row) for row, w in zip(XYZ_FROM_RGB, WHITE_D65, strict=True))
+_RGB_FROM_XYZN = tuple(tuple(v * w for v, w in zip(row, WHITE_D65, strict=True)) for row in RGB_FROM_XYZ)
 
 
 def _apply_matrix(m: tuple[tuple[float, ...], ...], x: torch.Tensor) -> torch.Tensor:
@@ -53,9 +57,7 @@ def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
     _check(rgb, "rgb")
     rgb = rgb.clamp(0.0, 1.0)
     linear = torch.where(rgb > 0.04045, ((rgb + 0.055) / 1.055).pow(2.4), rgb / 12.92)
-    xyz = _apply_matrix(XYZ_FROM_RGB, linear)
-    white = torch.tensor(WHITE_D65, dtype=rgb.dtype, device=rgb.device).view(3, 1, 1)
-    t = xyz / white
+    t = _apply_matrix(_XYZN_FROM_RGB, linear)
     f = torch.where(t > _EPS, t.clamp(min=_EPS).pow(1.0 / 3.0), t * _KAPPA_INV + 4.0 / 29.0)
     fx, fy, fz = f.unbind(-3)
     L = 116.0 * fy - 16.0
@@ -73,8 +75,7 @@ def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
     fz = (fy - b / 200.0).clamp(min=0.0)  # as scikit-image: negative Z is clipped
     f = torch.stack((fx, fy, fz), dim=-3)
     t = torch.where(f > _DELTA, f.pow(3.0), (f - 4.0 / 29.0) / _KAPPA_INV)
-    white = torch.tensor(WHITE_D65, dtype=lab.dtype, device=lab.device).view(3, 1, 1)
-    linear = _apply_matrix(RGB_FROM_XYZ, t * white)
+    linear = _apply_matrix(_RGB_FROM_XYZN, t)
     linear = linear.clamp(min=0.0)
     rgb = torch.where(linear > 0.0031308, 1.055 * linear.clamp(min=0.0031308).pow(1.0 / 2.4) - 0.055, linear * 12.92)
     return rgb.clamp(0.0, 1.0)

@@ -99,3 +99,17 @@ def test_evaluate_prints_gray_floor_and_timings(tmp_path, real_photos, tiny_ckpt
     assert "| gray (ab = 0) | 1 |" in result.output and "| 1080x1920 |" in result.output
     saved = json.loads(out.read_text())
     assert saved["quality"][0]["colorfulness"] < 1 and len(saved["timing"][tiny_ckpt]) == 2
+    w, h = Image.open(grid).size
+    assert h == 184 and w > 3 * 180  # one photo: gray | tiny | truth
+
+
+def test_same_name_from_two_folders_is_not_overwritten(tmp_path, real_photos, tiny_ckpt):
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+        Image.fromarray(real_photos["chelsea"][::8, ::8]).save(tmp_path / sub / "x.png")
+    out = tmp_path / "out"
+    result = run(
+        "colorize", tmp_path / "a" / "x.png", tmp_path / "b" / "x.png", "--out", out, "--model", tiny_ckpt, "--size", 32
+    )
+    assert result.exit_code == 1 and "already written by another input" in result.output
+    assert [p.name for p in out.iterdir()] == ["x.png"]

@@ -90,3 +90,15 @@ def test_write_is_atomic_and_keeps_alpha(tmp_path, rgb):
     assert [p.name for p in tmp_path.iterdir()] == ["o.png"]
     with pytest.raises(ValueError, match="unsupported output format"):
         write_image(tmp_path / "o.gif", rgb)
+
+
+def test_written_files_get_ordinary_permissions(tmp_path, rgb):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        write_image(tmp_path / "o.png", rgb)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "o.png").stat().st_mode) == 0o644

@@ -16,6 +16,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from edge_colorizer.models.encoders import VGG16Features
+
 # Channel shift/scale of the LPIPS ScalingLayer (inputs in [-1, 1]).
 SHIFT = (-0.030, -0.088, -0.188)
 SCALE = (0.458, 0.448, 0.450)
@@ -57,12 +59,18 @@ def load_lpips_arrays(net: str) -> dict[str, dict[str, dict[str, np.ndarray]]]:
         return _NumpyOnlyUnpickler(f).load()
 
 
+def copy_flax_conv(conv: nn.Conv2d, params: dict[str, np.ndarray]) -> None:
+    """Copy a flax conv kernel (HWIO) and bias into a torch Conv2d (OIHW)."""
+    with torch.no_grad():
+        conv.weight.copy_(torch.from_numpy(np.ascontiguousarray(params["kernel"].transpose(3, 2, 0, 1))))
+        if "bias" in params:
+            conv.bias.copy_(torch.from_numpy(params["bias"]))
+
+
 def _conv_from_flax(params: dict[str, np.ndarray], **kwargs) -> nn.Conv2d:
-    kernel = torch.from_numpy(np.ascontiguousarray(params["kernel"].transpose(3, 2, 0, 1)))  # HWIO -> OIHW
-    conv = nn.Conv2d(kernel.shape[1], kernel.shape[0], kernel.shape[2:], bias="bias" in params, **kwargs)
-    conv.weight.data.copy_(kernel)
-    if "bias" in params:
-        conv.bias.data.copy_(torch.from_numpy(params["bias"]))
+    h, w, c_in, c_out = params["kernel"].shape
+    conv = nn.Conv2d(c_in, c_out, (h, w), bias="bias" in params, **kwargs)
+    copy_flax_conv(conv, params)
     return conv
 
 
@@ -79,33 +87,13 @@ class _AlexFeatures(nn.Module):
             ]
         )
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def relu_taps(self, x: torch.Tensor) -> list[torch.Tensor]:
         feats = []
         for i, conv in enumerate(self.convs):
             if i in (1, 2):
                 x = F.max_pool2d(x, 3, 2)
             x = F.relu(conv(x))
             feats.append(x)
-        return feats
-
-
-class _VGGFeatures(nn.Module):
-    # conv indices after which a feature map is taken (relu1_2, relu2_2, relu3_3, relu4_3, relu5_3)
-    TAPS = (1, 3, 6, 9, 12)
-    POOL_BEFORE = (2, 4, 7, 10)
-
-    def __init__(self, p: dict):
-        super().__init__()
-        self.convs = nn.ModuleList(_conv_from_flax(p[f"Conv_{i}"], padding=1) for i in range(13))
-
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        feats = []
-        for i, conv in enumerate(self.convs):
-            if i in self.POOL_BEFORE:
-                x = F.max_pool2d(x, 2, 2)
-            x = F.relu(conv(x))
-            if i in self.TAPS:
-                feats.append(x)
         return feats
 
 
@@ -118,7 +106,12 @@ class LPIPS(nn.Module):
             raise ValueError(f"net must be one of {NETS}, got {net!r}")
         arrays = load_lpips_arrays(net)
         backbone = arrays["AlexNet_0"] if net == "alex" else arrays["VGG16_0"]
-        self.features = _AlexFeatures(backbone) if net == "alex" else _VGGFeatures(backbone)
+        if net == "alex":
+            self.backbone = _AlexFeatures(backbone)
+        else:
+            self.backbone = VGG16Features()
+            for i, conv in enumerate(self.backbone.convs):
+                copy_flax_conv(conv, backbone[f"Conv_{i}"])
         self.heads = nn.ModuleList(_conv_from_flax(arrays[f"NetLinLayer_{i}"]["Conv_0"]) for i in range(5))
         self.register_buffer("shift", torch.tensor(SHIFT).view(1, 3, 1, 1))
         self.register_buffer("scale", torch.tensor(SCALE).view(1, 3, 1, 1))
@@ -132,8 +125,8 @@ class LPIPS(nn.Module):
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if x.shape != y.shape or x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"expected two (N, 3, H, W) tensors of one shape, got {tuple(x.shape)}, {tuple(y.shape)}")
-        fx = self.features((x - self.shift) / self.scale)
-        fy = self.features((y - self.shift) / self.scale)
+        fx = self.backbone.relu_taps((x - self.shift) / self.scale)
+        fy = self.backbone.relu_taps((y - self.shift) / self.scale)
         total = 0
         for a, b, head in zip(fx, fy, self.heads, strict=True):
             total = total + head((self._unit(a) - self._unit(b)) ** 2).mean(dim=(2, 3))

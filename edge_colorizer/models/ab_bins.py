@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from edge_colorizer.lab import rgb_to_lab
+from edge_colorizer.lab import AB_NORM, rgb_to_lab
 
 GRID_STEP = 10.0
 GRID_RANGE = 110.0
@@ -50,3 +50,39 @@ def rebalancing_weights(prior: torch.Tensor, lam: float = 0.5) -> torch.Tensor:
     mixed = (1 - lam) * prior + lam / prior.numel()
     w = 1.0 / mixed
     return w / (prior * w).sum()
+
+
+class ABPredictor(torch.nn.Module):
+    """Base of the colorizers: ``features`` (subclass) -> a 1x1 ``head`` -> ``decode`` -> normalised ab.
+
+    The head is ``regression`` (2 channels, ab / AB_NORM) or ``bins`` (logits over the in-gamut ab bins,
+    decoded by the annealed mean at ``temperature``). ``logits`` gives the raw head output for losses.
+    """
+
+    HEADS = ("regression", "bins")
+
+    def _build_head(self, c_in: int, head: str, temperature: float) -> None:
+        if head not in self.HEADS:
+            raise ValueError(f"head must be one of {self.HEADS}, got {head!r}")
+        self.head_type = head
+        self.temperature = temperature
+        if head == "bins":
+            self.register_buffer("bin_centers", in_gamut_bin_centers())
+            self.head = torch.nn.Conv2d(c_in, self.bin_centers.shape[0], 1)
+        else:
+            self.head = torch.nn.Conv2d(c_in, 2, 1)
+
+    def features(self, l_norm: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def logits(self, l_norm: torch.Tensor) -> torch.Tensor:
+        """Raw head output: bin logits (N, Q, h, w) or ab (N, 2, h, w)."""
+        return self.head(self.features(l_norm))
+
+    def decode(self, logits: torch.Tensor) -> torch.Tensor:
+        if self.head_type == "bins":
+            return annealed_mean(logits, self.bin_centers, self.temperature) / AB_NORM
+        return logits
+
+    def forward(self, l_norm: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.logits(l_norm))

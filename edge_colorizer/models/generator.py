@@ -12,8 +12,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from edge_colorizer.lab import AB_NORM, L_CENT, L_NORM
-from edge_colorizer.models.ab_bins import annealed_mean, in_gamut_bin_centers
+from edge_colorizer.lab import L_CENT, L_NORM
+from edge_colorizer.models.ab_bins import ABPredictor
 from edge_colorizer.models.encoders import (
     LITE_MEAN,
     LITE_STD,
@@ -95,7 +95,7 @@ def build_encoder(name: str, pretrained: bool) -> _Encoder:
     raise ValueError(f"unknown encoder {name!r}; known: efficientnet_lite0, vgg16, resnet18")
 
 
-class UNetGenerator(nn.Module):
+class UNetGenerator(ABPredictor):
     """Pretrained-encoder UNet: L (N, 1, H, W) -> ab (N, 2, H/2, W/2), normalised, like the students."""
 
     DECODERS = ("plain", "dynamic")
@@ -113,8 +113,6 @@ class UNetGenerator(nn.Module):
         super().__init__()
         if decoder not in self.DECODERS:
             raise ValueError(f"decoder must be one of {self.DECODERS}, got {decoder!r}")
-        if head not in ("bins", "regression"):
-            raise ValueError(f"head must be 'bins' or 'regression', got {head!r}")
         self.encoder = build_encoder(encoder, pretrained)
         c = self.encoder.channels  # strides 2, 4, 8, 16, 32
         w = decoder_width
@@ -128,29 +126,15 @@ class UNetGenerator(nn.Module):
                 DecoderBlock(widths[2], c[0], widths[3], recal),
             ]
         )
-        self.head_type = head
-        self.temperature = temperature
         self.out_stride = 2
-        if head == "bins":
-            self.register_buffer("bin_centers", in_gamut_bin_centers())
-            self.head = nn.Conv2d(widths[3], self.bin_centers.shape[0], 1)
-        else:
-            self.head = nn.Conv2d(widths[3], 2, 1)
+        self._build_head(widths[3], head, temperature)
 
-    def logits(self, l_norm: torch.Tensor) -> torch.Tensor:
+    def features(self, l_norm: torch.Tensor) -> torch.Tensor:
         feats = self.encoder(l_norm)
         x = feats[4]
         for block, skip in zip(self.blocks, (feats[3], feats[2], feats[1], feats[0]), strict=True):
             x = block(x, skip)
-        return self.head(x)
-
-    def decode(self, logits: torch.Tensor) -> torch.Tensor:
-        if self.head_type == "bins":
-            return annealed_mean(logits, self.bin_centers, self.temperature) / AB_NORM
-        return logits
-
-    def forward(self, l_norm: torch.Tensor) -> torch.Tensor:
-        return self.decode(self.logits(l_norm))
+        return x
 
 
 @register_model

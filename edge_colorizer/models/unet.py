@@ -12,8 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from edge_colorizer.lab import AB_NORM
-from edge_colorizer.models.ab_bins import annealed_mean, in_gamut_bin_centers
+from edge_colorizer.models.ab_bins import ABPredictor
 from edge_colorizer.models.registry import register_model
 
 
@@ -50,10 +49,8 @@ class UpBlock(nn.Module):
         return self.block(torch.cat((x, skip), dim=1))
 
 
-class UNetColorizer(nn.Module):
+class UNetColorizer(ABPredictor):
     """UNet over L with a regression or ab-bins head; ``forward`` always returns normalised ab."""
-
-    HEADS = ("regression", "bins")
 
     def __init__(
         self,
@@ -63,27 +60,18 @@ class UNetColorizer(nn.Module):
         temperature: float = 0.38,
     ):
         super().__init__()
-        if head not in self.HEADS:
-            raise ValueError(f"head must be one of {self.HEADS}, got {head!r}")
         if out_stride not in (1, 2, 4):
             raise ValueError(f"out_stride must be 1, 2 or 4, got {out_stride}")
         w = width
         chans = (w, 2 * w, 4 * w, 8 * w)
-        self.head_type = head
         self.out_stride = out_stride
-        self.temperature = temperature
         self.stem = ConvBlock(1, chans[0])
         self.down = nn.ModuleList(ConvBlock(chans[i], chans[i + 1], stride=2) for i in range(3))
         self.bottleneck = ConvBlock(chans[3], chans[3])
         # decoder levels: /8 -> /4 -> /2 -> /1, stopping at out_stride
         n_up = {1: 3, 2: 2, 4: 1}[out_stride]
         self.up = nn.ModuleList(UpBlock(chans[3 - i], chans[2 - i], chans[2 - i]) for i in range(n_up))
-        c_last = chans[3 - n_up]
-        if head == "bins":
-            self.register_buffer("bin_centers", in_gamut_bin_centers())
-            self.head = nn.Conv2d(c_last, self.bin_centers.shape[0], 1)
-        else:
-            self.head = nn.Conv2d(c_last, 2, 1)
+        self._build_head(chans[3 - n_up], head, temperature)
 
     def features(self, l_norm: torch.Tensor) -> torch.Tensor:
         skips = [self.stem(l_norm)]
@@ -94,26 +82,14 @@ class UNetColorizer(nn.Module):
             x = up(x, skips.pop())
         return x
 
-    def logits(self, l_norm: torch.Tensor) -> torch.Tensor:
-        """Raw head output: bin logits (N, Q, h, w) or ab (N, 2, h, w)."""
-        return self.head(self.features(l_norm))
-
-    def decode(self, logits: torch.Tensor) -> torch.Tensor:
-        if self.head_type == "bins":
-            return annealed_mean(logits, self.bin_centers, self.temperature) / AB_NORM
-        return logits
-
-    def forward(self, l_norm: torch.Tensor) -> torch.Tensor:
-        return self.decode(self.logits(l_norm))
-
 
 @register_model
 def unet_s(**kwargs) -> UNetColorizer:
-    """Small UNet student (width 16, ~0.5M params); the bundled default."""
+    """Small UNet student (width 16, 0.78M params); the bundled default."""
     return UNetColorizer(width=kwargs.pop("width", 16), **kwargs)
 
 
 @register_model
 def unet_m(**kwargs) -> UNetColorizer:
-    """Medium UNet student (width 32, ~2M params)."""
+    """Medium UNet student (width 32, 3.1M params)."""
     return UNetColorizer(width=kwargs.pop("width", 32), **kwargs)

@@ -141,3 +141,33 @@ def test_peer_rows_are_speed_only(setup, monkeypatch):
     (row,), _ = run_bench(cfg, log=lambda *_: None)
     assert row.note == "architecture only, speed only" and row.quality == {} and row.p50_ms > 0
     assert not np.isnan(row.img_per_s)
+
+
+def test_a_failing_export_becomes_a_row_not_a_crash(setup, monkeypatch):
+    import benchmarks.bench as bench
+
+    root, data, ckpt = setup
+    real = bench.make_runner
+
+    def flaky(spec, runtime, precision, cfg):
+        if runtime == "onnxruntime":
+            raise RuntimeError("parity check failed (test)")
+        return real(spec, runtime, precision, cfg)
+
+    monkeypatch.setattr(bench, "make_runner", flaky)
+    cfg = BenchConfig(
+        models=(str(ckpt),),
+        runtimes=("torch", "onnxruntime"),
+        data=str(data),
+        out=str(root / "flaky"),
+        size=32,
+        time_height=32,
+        time_width=32,
+        repeats=2,
+        warmup=1,
+        throughput_batch=2,
+    )
+    rows, _ = run_bench(cfg, log=lambda *_: None)
+    assert rows[1].note.startswith("not run: parity check failed") and rows[1].quality == {}
+    paths = write_outputs(rows, cfg, 2)
+    assert "not run: parity check failed" in paths["md"].read_text()

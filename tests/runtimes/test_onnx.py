@@ -66,3 +66,15 @@ def test_parity_failure_fails_the_export_and_leaves_nothing(tmp_path):
     with pytest.raises(RuntimeError, match="parity check failed"):
         export_onnx(ColorizerModule(Drifting(), size=32), tmp_path / "bad.onnx")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_simplifier_that_breaks_the_graph_is_dropped(tmp_path, monkeypatch, exported):
+    import runtimes.onnx as onnx_mod
+    from edge_colorizer.colorizer import GrayBaseline
+
+    colorizer, _, _ = exported
+    wrong_path, _ = export_onnx(ColorizerModule(GrayBaseline(), size=64), tmp_path / "gray.onnx")
+    wrong = onnx.load(str(wrong_path))  # a valid graph with the wrong behaviour
+    monkeypatch.setattr(onnx_mod, "_simplified", lambda model: wrong)
+    path, parity = export_onnx(colorizer, tmp_path / "m.onnx")
+    assert read_metadata(path)["simplifier"] == "none" and parity.within(2, 0.05)
