@@ -1,0 +1,1 @@
+"""Offline data: the Qt .rcc reader, the Debian photo pools and the training dataset."""

@@ -1,0 +1,107 @@
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from edge_colorizer.data.sources import difference_hash, photo_rejection, prepare
+from tests.data.rcc_writer import write_rcc
+
+
+def encode(arr, fmt="WEBP", mode=None):
+    buf = io.BytesIO()
+    Image.fromarray(arr, mode).save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def drawing(h=300, w=300):
+    img = np.zeros((h, w, 4), np.uint8)
+    img[50:250, 50:250] = (200, 40, 40, 255)  # flat red square on a transparent background
+    return img
+
+
+@pytest.fixture
+def fake_cache(tmp_path, real_photos):
+    """A package cache laid out like unpacked .debs, so prepare() needs no apt-get."""
+    cache = tmp_path / "cache"
+    cat, coffee, astro = real_photos["chelsea"], real_photos["coffee"], real_photos["astronaut"]
+
+    def pkg(name, files):
+        root = cache / "pkgs" / name
+        root.mkdir(parents=True, exist_ok=True)
+        for rel, payload in files.items():
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_bytes(payload)
+        (root / ".complete").touch()
+
+    bundle = write_rcc(
+        {
+            "gcompris/src/activities/farm/resource/cat.webp": encode(cat),
+            "gcompris/src/activities/farm/resource/cat_copy.webp": encode(cat),  # exact duplicate
+            "gcompris/src/activities/farm/resource/coffee.webp": encode(coffee),
+            "gcompris/src/activities/farm/resource/drawing.webp": encode(drawing(), mode="RGBA"),
+            "gcompris/src/activities/farm/resource/gray.webp": encode(np.asarray(Image.fromarray(coffee).convert("L"))),
+            "gcompris/src/activities/farm/resource/tiny.webp": encode(cat[:100, :100]),
+            "gcompris/src/activities/farm/resource/astro.webp": encode(astro[::2, ::2]),  # also in eval
+        },
+        compress={"gcompris/src/activities/farm/resource/coffee.webp"},
+    )
+    art = write_rcc({"p/painting.webp": encode(coffee[::-1])})
+    pkg("gcompris-qt-data", {"usr/share/gcompris-qt/rcc/farm.rcc": bundle,
+                             "usr/share/gcompris-qt/rcc/paintings.rcc": art})
+    pkg("mate-backgrounds", {"usr/share/backgrounds/mate/nature/Astro.jpg": encode(astro, "JPEG"),
+                             "usr/share/backgrounds/mate/abstract/Cat.jpg": encode(cat[:, ::-1], "JPEG")})
+    pkg("plasma-workspace-wallpapers", {
+        "usr/share/wallpapers/Path/contents/images/640x480.jpg": encode(coffee[:, ::-1][::2, ::2], "JPEG"),
+        "usr/share/wallpapers/Path/contents/images/1280x960.jpg": encode(coffee[:, ::-1], "JPEG"),
+        "usr/share/wallpapers/Kay/contents/images/1280x960.jpg": encode(cat[::-1], "JPEG"),
+    })
+    pkg("lomiri-wallpapers-16.04", {"usr/share/backgrounds/umang_by_X.jpg": encode(cat[::-1, ::-1], "JPEG")})
+    pkg("lomiri-wallpapers-20.04", {})
+    return cache
+
+
+def test_prepare_builds_disjoint_splits_and_manifest(tmp_path, fake_cache):
+    out = tmp_path / "pools"
+    logs = []
+    entries = prepare(out, cache=fake_cache, log=logs.append)
+    train = sorted(e.source_path.split("/")[-1] for e in entries if e.split == "train")
+    evals = sorted(e.source_path.split("/")[-4] if "wallpapers" in e.source_path else e.source_path.split("/")[-1]
+                   for e in entries if e.split == "eval")
+    assert train == ["cat.webp", "coffee.webp"]  # no duplicate, drawing, gray, tiny, painting, or eval picture
+    assert evals == ["Astro.jpg", "Path"]  # nature only, photo wallpapers only, largest resolution
+    assert any("same picture already in the eval split" in line for line in logs)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert len(manifest["images"]) == 4
+    for row in manifest["images"]:
+        assert set(row) >= {"file", "split", "package", "source_path", "sha256", "width", "height"}
+        assert (out / row["file"]).exists()
+    path_entry = next(e for e in entries if "Path" in e.source_path)
+    assert "1280x960" in path_entry.source_path
+
+
+def test_photo_rejection_reasons(real_photos):
+    assert photo_rejection(Image.fromarray(real_photos["chelsea"])) is None
+    assert "cut-out" in photo_rejection(Image.fromarray(drawing(), "RGBA"))
+    assert "grayscale" in photo_rejection(Image.fromarray(real_photos["coffee"]).convert("L").convert("RGB"))
+    assert "small" in photo_rejection(Image.fromarray(real_photos["coffee"][:150, :150]))
+    flat = np.zeros((300, 300, 3), np.uint8)
+    flat[:, :150] = (255, 0, 0)
+    flat[:, 150:] = (0, 0, 255)
+    assert "flat" in photo_rejection(Image.fromarray(flat))
+
+
+def test_difference_hash_matches_resized_copies(real_photos):
+    img = Image.fromarray(real_photos["astronaut"])
+    same = difference_hash(img) ^ difference_hash(img.resize((200, 200)))
+    other = difference_hash(img) ^ difference_hash(Image.fromarray(real_photos["coffee"]))
+    assert bin(same).count("1") <= 4 < bin(other).count("1")
+
+
+@pytest.mark.network
+def test_real_gcompris_pool_has_many_photos(gcompris_root, tmp_path):
+    """End to end on the real package: only the training pool, to stay fast."""
+    entries = prepare(tmp_path / "pool", cache=gcompris_root.parents[1], log=lambda *_: None, eval_packages=())
+    assert len(entries) >= 200
+    assert {e.package for e in entries} == {"gcompris-qt-data"}
