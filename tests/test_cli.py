@@ -94,8 +94,20 @@ def test_evaluate_prints_gray_floor_and_timings(tmp_path, real_photos, tiny_ckpt
     out = tmp_path / "e.json"
     grid = tmp_path / "grid.png"
     result = run(
-        "evaluate", "--data", data, "--model", tiny_ckpt, "--size", 64, "--max-side", 128, "--json", out, "--time",
-        "--grid", grid,
+        "evaluate",
+        "--data",
+        data,
+        "--model",
+        tiny_ckpt,
+        "--size",
+        64,
+        "--max-side",
+        128,
+        "--json",
+        out,
+        "--time",
+        "--grid",
+        grid,
     )
     assert result.exit_code == 0, result.output
     assert "| gray (ab = 0) | 1 |" in result.output and "| 1080x1920 |" in result.output

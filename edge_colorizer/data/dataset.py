@@ -30,8 +30,9 @@ def load_pool(root: str | Path, short_side: int, log=print) -> list[torch.Tensor
             continue
         img = Image.fromarray(rgb)
         scale = short_side / min(img.size)
-        img = img.resize((max(short_side, round(img.width * scale)), max(short_side, round(img.height * scale))),
-                         Image.BICUBIC)
+        img = img.resize(
+            (max(short_side, round(img.width * scale)), max(short_side, round(img.height * scale))), Image.BICUBIC
+        )
         images.append(torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1))
     if not images:
         raise ValueError(f"{root}: no readable images")
@@ -73,8 +74,9 @@ class ColorizationDataset(torch.utils.data.Dataset):
         side = round(min(h, w) * random.uniform(self.min_scale, 1.0))
         top, left = random.randint(0, h - side), random.randint(0, w - side)
         crop = img[:, top : top + side, left : left + side].float()
-        crop = F.interpolate(crop[None], size=(self.size, self.size), mode="bilinear", antialias=True,
-                             align_corners=False)[0]
+        crop = F.interpolate(
+            crop[None], size=(self.size, self.size), mode="bilinear", antialias=True, align_corners=False
+        )[0]
         if random.random() < 0.5:
             crop = crop.flip(-1)
         return crop.round().clamp(0, 255).to(torch.uint8)

@@ -36,8 +36,17 @@ ARTWORK_BUNDLES = frozenset({"paintings", "details", "babyshapes"})
 # Wallpapers are curated by eye: the packages mix photographs with digital art, which no simple
 # pixel statistic separates reliably (smooth gradients look like defocused photos).
 PLASMA_PHOTOS = frozenset(
-    {"BytheWater", "ColorfulCups", "DarkestHour", "EveningGlow", "FallenLeaf", "Kite", "OneStandsOut", "Path",
-     "summer_1am"}
+    {
+        "BytheWater",
+        "ColorfulCups",
+        "DarkestHour",
+        "EveningGlow",
+        "FallenLeaf",
+        "Kite",
+        "OneStandsOut",
+        "Path",
+        "summer_1am",
+    }
 )
 LOMIRI_NOT_PHOTOS = frozenset({"umang", "Fossa", "Infinite-Sea", "Painting-Colors", "analogpattern"})
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
@@ -74,7 +83,9 @@ def fetch_package(name: str, cache: Path) -> Path:
         proc = subprocess.run(["apt-get", "download", name], cwd=debs, capture_output=True, text=True)
         if proc.returncode != 0:
             last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-            raise RuntimeError(f"apt-get download {name} failed ({last}); is the package list current (apt-get update)?")
+            raise RuntimeError(
+                f"apt-get download {name} failed ({last}); is the package list current (apt-get update)?"
+            )
     deb = sorted(debs.glob(f"{name}_*.deb"))[-1]
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=cache / "pkgs" if (cache / "pkgs").exists() else None))
     try:

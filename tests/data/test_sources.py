@@ -48,15 +48,25 @@ def fake_cache(tmp_path, real_photos):
         compress={"gcompris/src/activities/farm/resource/coffee.webp"},
     )
     art = write_rcc({"p/painting.webp": encode(coffee[::-1])})
-    pkg("gcompris-qt-data", {"usr/share/gcompris-qt/rcc/farm.rcc": bundle,
-                             "usr/share/gcompris-qt/rcc/paintings.rcc": art})
-    pkg("mate-backgrounds", {"usr/share/backgrounds/mate/nature/Astro.jpg": encode(astro, "JPEG"),
-                             "usr/share/backgrounds/mate/abstract/Cat.jpg": encode(cat[:, ::-1], "JPEG")})
-    pkg("plasma-workspace-wallpapers", {
-        "usr/share/wallpapers/Path/contents/images/640x480.jpg": encode(coffee[:, ::-1][::2, ::2], "JPEG"),
-        "usr/share/wallpapers/Path/contents/images/1280x960.jpg": encode(coffee[:, ::-1], "JPEG"),
-        "usr/share/wallpapers/Kay/contents/images/1280x960.jpg": encode(cat[::-1], "JPEG"),
-    })
+    pkg(
+        "gcompris-qt-data",
+        {"usr/share/gcompris-qt/rcc/farm.rcc": bundle, "usr/share/gcompris-qt/rcc/paintings.rcc": art},
+    )
+    pkg(
+        "mate-backgrounds",
+        {
+            "usr/share/backgrounds/mate/nature/Astro.jpg": encode(astro, "JPEG"),
+            "usr/share/backgrounds/mate/abstract/Cat.jpg": encode(cat[:, ::-1], "JPEG"),
+        },
+    )
+    pkg(
+        "plasma-workspace-wallpapers",
+        {
+            "usr/share/wallpapers/Path/contents/images/640x480.jpg": encode(coffee[:, ::-1][::2, ::2], "JPEG"),
+            "usr/share/wallpapers/Path/contents/images/1280x960.jpg": encode(coffee[:, ::-1], "JPEG"),
+            "usr/share/wallpapers/Kay/contents/images/1280x960.jpg": encode(cat[::-1], "JPEG"),
+        },
+    )
     pkg("lomiri-wallpapers-16.04", {"usr/share/backgrounds/umang_by_X.jpg": encode(cat[::-1, ::-1], "JPEG")})
     pkg("lomiri-wallpapers-20.04", {})
     return cache
@@ -67,8 +77,11 @@ def test_prepare_builds_disjoint_splits_and_manifest(tmp_path, fake_cache):
     logs = []
     entries = prepare(out, cache=fake_cache, log=logs.append)
     train = sorted(e.source_path.split("/")[-1] for e in entries if e.split == "train")
-    evals = sorted(e.source_path.split("/")[-4] if "wallpapers" in e.source_path else e.source_path.split("/")[-1]
-                   for e in entries if e.split == "eval")
+    evals = sorted(
+        e.source_path.split("/")[-4] if "wallpapers" in e.source_path else e.source_path.split("/")[-1]
+        for e in entries
+        if e.split == "eval"
+    )
     assert train == ["cat.webp", "coffee.webp"]  # no duplicate, drawing, gray, tiny, painting, or eval picture
     assert evals == ["Astro.jpg", "Path"]  # nature only, photo wallpapers only, largest resolution
     assert any("same picture already in the eval split" in line for line in logs)
