@@ -20,6 +20,8 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
     """Write to a temporary file beside ``path`` and rename it over, so no half-written file is left."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        stale.unlink(missing_ok=True)  # left by a writer that was killed (SIGKILL) mid-write
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:

@@ -46,3 +46,9 @@ def test_save_leaves_no_temporary_files(tmp_path):
 def test_model_not_from_registry_is_refused(tmp_path):
     with pytest.raises(ValueError, match="create_model"):
         save_model(torch.nn.Linear(2, 2), tmp_path / "x.pt")
+
+
+def test_a_killed_writers_temporary_is_removed_by_the_next_save(tmp_path):
+    (tmp_path / ".m.pt.abc123.tmp").write_bytes(b"half a checkpoint")
+    save_model(create_model("unet_s", width=8), tmp_path / "m.pt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt"]

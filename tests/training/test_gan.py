@@ -103,9 +103,9 @@ def test_resume_after_sigkill(tmp_path, tiny_pool):  # noqa: F811
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     saved = torch.load(out / STATE_FILE, weights_only=False)["step"]
-    assert saved >= 4 and saved % 2 == 0
-    assert not list(out.glob(".*.tmp"))  # the atomic write left no temporary behind
+    assert saved >= 4 and saved % 2 == 0  # the checkpoint on disk is whole, wherever the kill landed
     subprocess.run([sys.executable, "-c", script, "--resume"], check=True, cwd=os.getcwd())
+    assert not list(out.glob(".*.tmp"))  # a temporary left by the killed writer is cleaned up
     assert torch.load(out / STATE_FILE, weights_only=False)["step"] == saved + 4
     steps = [int(r["step"]) for r in csv.DictReader(open(out / "log.csv"))]
     assert steps[-4:] == [saved + 1, saved + 2, saved + 3, saved + 4]
