@@ -27,6 +27,14 @@ def setup(tmp_path_factory, real_photos):
     return root, data, ckpt
 
 
+def tiny_bench(root, name, models, runtimes=("torch",), **kw):
+    """A benchmark config small enough for a test: 32x32 network and timing, two timed runs."""
+    base = dict(size=32, time_height=32, time_width=32, repeats=2, warmup=1, throughput_batch=2)
+    return BenchConfig(
+        models=models, runtimes=runtimes, data=str(root / "eval"), out=str(root / name), **{**base, **kw}
+    )
+
+
 def test_macs_of_a_known_conv():
     import torch
 
@@ -37,17 +45,8 @@ def test_macs_of_a_known_conv():
 
 def test_bench_rows_outputs_and_gate(setup):
     root, data, ckpt = setup
-    cfg = BenchConfig(
-        models=("gray", str(ckpt)),
-        runtimes=("onnxruntime", "torch"),
-        data=str(data),
-        out=str(root / "out"),
-        size=64,
-        time_height=48,
-        time_width=64,
-        repeats=3,
-        warmup=1,
-        throughput_batch=2,
+    cfg = tiny_bench(
+        root, "out", ("gray", str(ckpt)), ("onnxruntime", "torch"), size=64, time_height=48, time_width=64, repeats=3
     )
     rows, n = run_bench(cfg, log=lambda *_: None)
     assert n == 2 and [(r.model, r.runtime) for r in rows] == [
@@ -126,18 +125,7 @@ def test_peer_rows_are_speed_only(setup, monkeypatch):
     root, data, _ = setup
     tiny_peer = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3, padding=1))  # stands in for the 32M-param eccv16
     monkeypatch.setattr(bench, "create_model", lambda name: tiny_peer)
-    cfg = BenchConfig(
-        models=("eccv16",),
-        runtimes=("torch",),
-        data=str(data),
-        out=str(root / "peer"),
-        size=32,
-        time_height=32,
-        time_width=32,
-        repeats=2,
-        warmup=1,
-        throughput_batch=2,
-    )
+    cfg = tiny_bench(root, "peer", ("eccv16",))
     (row,), _ = run_bench(cfg, log=lambda *_: None)
     assert row.note == "architecture only, speed only" and row.quality == {} and row.p50_ms > 0
     assert not np.isnan(row.img_per_s)
@@ -155,18 +143,7 @@ def test_a_failing_export_becomes_a_row_not_a_crash(setup, monkeypatch):
         return real(spec, runtime, precision, cfg)
 
     monkeypatch.setattr(bench, "make_runner", flaky)
-    cfg = BenchConfig(
-        models=(str(ckpt),),
-        runtimes=("torch", "onnxruntime"),
-        data=str(data),
-        out=str(root / "flaky"),
-        size=32,
-        time_height=32,
-        time_width=32,
-        repeats=2,
-        warmup=1,
-        throughput_batch=2,
-    )
+    cfg = tiny_bench(root, "flaky", (str(ckpt),), ("torch", "onnxruntime"))
     rows, _ = run_bench(cfg, log=lambda *_: None)
     assert rows[1].note.startswith("not run: parity check failed") and rows[1].quality == {}
     paths = write_outputs(rows, cfg, 2)
