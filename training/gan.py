@@ -10,7 +10,6 @@ DistributedDataParallel (NCCL on GPUs, gloo on CPUs) and a DistributedSampler.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import os
@@ -23,14 +22,22 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import Progress
 
 from edge_colorizer.checkpoint import atomic_torch_save, model_state, save_model
 from edge_colorizer.data.dataset import ColorizationDataset
 from edge_colorizer.models import create_model
 from training.config import GANConfig
 from training.losses import class_weights_for, supervised_loss
-from training.train import rng_state, sample_grid, set_rng_state
+from training.train import (
+    load_run_state,
+    open_csv_log,
+    progress_columns,
+    rng_state,
+    sample_grid,
+    sample_images,
+    set_rng_state,
+)
 
 STATE_FILE = "gan_state.pt"
 
@@ -127,11 +134,7 @@ def train_gan(cfg: GANConfig, resume: bool = False, log=print, stop_after: int |
     step = 0
     state_path = out / STATE_FILE
     if resume:
-        if not state_path.exists():
-            raise FileNotFoundError(f"{state_path}: nothing to resume from")
-        state = torch.load(state_path, map_location=device, weights_only=False)  # our own file: RNG states
-        if state["config"] != dataclasses.asdict(cfg):
-            raise ValueError(f"{state_path}: saved with a different configuration; start a new --out")
+        state = load_run_state(state_path, cfg, device)
         gen.load_state_dict(state["generator"]["state_dict"])
         disc.load_state_dict(state["discriminator"]["state_dict"])
         for opt, key in ((opt_pre, "opt_pre"), (opt_g, "opt_g"), (opt_d, "opt_d")):
@@ -139,7 +142,7 @@ def train_gan(cfg: GANConfig, resume: bool = False, log=print, stop_after: int |
         if ema is not None:
             ema.load_state_dict(state["ema"])
         step = state["step"]
-        set_rng_state(state["rng"][rank] if isinstance(state["rng"], list) else state["rng"])
+        set_rng_state(state["rng"][rank])  # one RNG state per rank
         log(f"resumed from step {step}")
 
     sup_model, disc_train = gen, disc
@@ -187,12 +190,8 @@ def train_gan(cfg: GANConfig, resume: bool = False, log=print, stop_after: int |
     writer = csv_file = tb = None
     if main_process:
         (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=1))
-        csv_path = out / "log.csv"
-        new_csv = not (resume and csv_path.exists())
-        csv_file = open(csv_path, "w" if new_csv else "a", newline="")
-        writer = csv.writer(csv_file)
-        if new_csv:
-            writer.writerow(["step", "phase", "loss_sup", "l1", "loss_d", "loss_adv", "seconds"])
+        header = ["step", "phase", "loss_sup", "l1", "loss_d", "loss_adv", "seconds"]
+        csv_file, writer = open_csv_log(out / "log.csv", header, resume)
         if cfg.tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
@@ -207,25 +206,15 @@ def train_gan(cfg: GANConfig, resume: bool = False, log=print, stop_after: int |
                 wandb.init(project="edge-colorizer", config=dataclasses.asdict(cfg), dir=str(out))
             except ImportError:
                 log("wandb was asked for but is not installed: logging to log.csv only")
-    samples = [
-        img[:, : min(img.shape[1:]), : min(img.shape[1:])] for img in dataset.images[:: max(1, len(dataset) // 4)][:4]
-    ]
+    samples = sample_images(dataset)
 
     last_step = cfg.steps if stop_after is None else min(cfg.steps, step + stop_after)
     running: list[list[float]] = []
     t0 = time.perf_counter()
     epoch = step // max(1, len(loader))
-    columns = (
-        TextColumn("[bold]gan"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TextColumn("{task.fields[info]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
     gen.train()
     disc.train()
-    with Progress(*columns, disable=not main_process) as progress:
+    with Progress(*progress_columns("gan"), disable=not main_process) as progress:
         task = progress.add_task("gan", total=cfg.steps, completed=step, info="")
         while step < last_step:
             if sampler is not None:

@@ -18,6 +18,7 @@ from edge_colorizer.checkpoint import atomic_torch_save, model_state, save_model
 from edge_colorizer.colorizer import ColorizerModule
 from edge_colorizer.data.dataset import ColorizationDataset
 from edge_colorizer.io import write_image
+from edge_colorizer.lab import lab_to_rgb
 from edge_colorizer.models import create_model
 from training.config import TrainConfig
 from training.losses import class_weights_for, supervised_loss
@@ -43,7 +44,7 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 
 
 def sample_grid(model: torch.nn.Module, images: list[torch.Tensor], path: Path, size: int) -> None:
-    """PNG grid, one row per image: gray input | prediction | ground truth."""
+    """PNG grid, one row per image (centre square): gray input | prediction | ground truth."""
     colorizer = ColorizerModule(model, size=size).eval()
     rows = []
     with torch.no_grad():
@@ -52,11 +53,47 @@ def sample_grid(model: torch.nn.Module, images: list[torch.Tensor], path: Path, 
             side = min(h, w)
             img = img[:, (h - side) // 2 : (h - side) // 2 + side, (w - side) // 2 : (w - side) // 2 + side]
             rgb = img.permute(1, 2, 0)[None]  # (1, side, side, 3) uint8
-            gray = colorizer.predict_lab(rgb)[:, :1]
-            gray_rgb = (gray / 100.0 * 255).round().clamp(0, 255).to(torch.uint8)[0, 0]
-            pred = colorizer(rgb)[0]
+            lab = colorizer.predict_lab(rgb)  # one network pass serves both panels
+            gray_rgb = (lab[:, :1] / 100.0 * 255).round().clamp(0, 255).to(torch.uint8)[0, 0]
+            pred = (lab_to_rgb(lab) * 255.0).round().clamp(0, 255).to(torch.uint8)[0].permute(1, 2, 0)
             rows.append(torch.cat((gray_rgb[..., None].expand(-1, -1, 3), pred, rgb[0]), dim=1))
     write_image(path, torch.cat(rows, dim=0).numpy())
+
+
+def sample_images(dataset: ColorizationDataset, n: int = 4) -> list[torch.Tensor]:
+    """``n`` training images spread over the pool, for the sample grids."""
+    return dataset.images[:: max(1, len(dataset) // n)][:n]
+
+
+def progress_columns(label: str) -> tuple:
+    return (
+        TextColumn(f"[bold]{label}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+
+
+def open_csv_log(path: Path, header: list[str], resume: bool):
+    """(file, writer) for a run's CSV log: appended to on resume, started afresh otherwise."""
+    new = not (resume and path.exists())
+    f = open(path, "w" if new else "a", newline="")
+    writer = csv.writer(f)
+    if new:
+        writer.writerow(header)
+    return f, writer
+
+
+def load_run_state(state_path: Path, cfg, map_location) -> dict:
+    """A run's saved state, refused if missing or saved under another configuration."""
+    if not state_path.exists():
+        raise FileNotFoundError(f"{state_path}: nothing to resume from")
+    state = torch.load(state_path, map_location=map_location, weights_only=False)  # our own file: RNG states
+    if state["config"] != dataclasses.asdict(cfg):
+        raise ValueError(f"{state_path}: saved with a different configuration; start a new --out")
+    return state
 
 
 def train(cfg: TrainConfig, resume: bool = False, log=print, stop_after: int | None = None) -> Path:
@@ -83,11 +120,7 @@ def train(cfg: TrainConfig, resume: bool = False, log=print, stop_after: int | N
     step = 0
     state_path = out / STATE_FILE
     if resume:
-        if not state_path.exists():
-            raise FileNotFoundError(f"{state_path}: nothing to resume from")
-        state = torch.load(state_path, map_location="cpu", weights_only=False)  # our own file: RNG states
-        if state["config"] != dataclasses.asdict(cfg):
-            raise ValueError(f"{state_path}: saved with a different configuration; start a new --out")
+        state = load_run_state(state_path, cfg, "cpu")
         model.load_state_dict(state["model"]["state_dict"])
         optimizer.load_state_dict(state["optimizer"])
         step = state["step"]
@@ -108,26 +141,13 @@ def train(cfg: TrainConfig, resume: bool = False, log=print, stop_after: int | N
         )
 
     loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True, drop_last=True)
-    samples = [dataset.images[i] for i in range(0, len(dataset), max(1, len(dataset) // 4))][:4]
-    csv_path = out / "log.csv"
-    new_csv = not csv_path.exists() or not resume
-    csv_file = open(csv_path, "w" if new_csv else "a", newline="")
-    writer = csv.writer(csv_file)
-    if new_csv:
-        writer.writerow(["step", "loss", "l1", "lr", "seconds"])
+    samples = sample_images(dataset)
+    csv_file, writer = open_csv_log(out / "log.csv", ["step", "loss", "l1", "lr", "seconds"], resume)
     model.train()
     last_step = cfg.steps if stop_after is None else min(cfg.steps, step + stop_after)
     t0 = time.perf_counter()
     running: list[tuple[float, float]] = []
-    columns = (
-        TextColumn("[bold]train"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TextColumn("{task.fields[info]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns) as progress:
+    with Progress(*progress_columns("train")) as progress:
         task = progress.add_task("train", total=cfg.steps, completed=step, info="")
         while step < last_step:
             for l_norm, ab_norm in loader:
