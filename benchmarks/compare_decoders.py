@@ -1,9 +1,10 @@
 """Train the teacher generator with each decoder on the same short budget and compare them.
 
-    python -m benchmarks.compare_decoders --data data/train --eval data/eval --steps 300
+    python -m benchmarks.compare_decoders --data data/train --val data/val --steps 500
 
 Both runs use the gan-teacher recipe's pre-training phase only (same data, seed, steps), then are
-scored on the evaluation folder (PSNR, LPIPS, colorfulness ratio) and timed on one 256x256 image.
+scored on the validation folder (PSNR, LPIPS, colorfulness ratio; the evaluation pool is kept for the
+final report, not for choosing) and timed on one 256x256 image.
 """
 
 from __future__ import annotations
@@ -13,46 +14,22 @@ import dataclasses
 import json
 from pathlib import Path
 
-import numpy as np
-import torch
-from PIL import Image
-
 from edge_colorizer.colorizer import ColorizerModule
-from edge_colorizer.evaluate import time_colorizer
-from edge_colorizer.inference import colorize_array
-from edge_colorizer.io import find_images, read_image
-from edge_colorizer.metrics import colorfulness, psnr
-from edge_colorizer.metrics.lpips import LPIPS, to_lpips_input
+from edge_colorizer.evaluate import evaluate, time_colorizer
+from edge_colorizer.metrics.lpips import LPIPS
 from training.config import gan_recipe
 from training.gan import train_gan
-
-
-def score(colorizer: ColorizerModule, images: list[np.ndarray], lpips: LPIPS) -> dict[str, float]:
-    rows, cf_pred, cf_true = [], [], []
-    with torch.inference_mode():
-        for truth in images:
-            pred = colorize_array(colorizer, truth)
-            rows.append((psnr(pred, truth), float(lpips(to_lpips_input(pred), to_lpips_input(truth)))))
-            cf_pred.append(colorfulness(pred))
-            cf_true.append(colorfulness(truth))
-    p, lp = np.mean(rows, axis=0)
-    return {"psnr": float(p), "lpips": float(lp), "cf_ratio": float(np.mean(cf_pred) / np.mean(cf_true))}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", required=True)
-    ap.add_argument("--eval", required=True)
+    ap.add_argument("--val", required=True, help="validation photos (data prepare writes them to val/)")
     ap.add_argument("--out", default="runs/decoders")
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--max-side", type=int, default=512)
     args = ap.parse_args()
     lpips = LPIPS("alex")
-    images = []
-    for path in find_images([args.eval]):
-        img = Image.fromarray(read_image(path).rgb)
-        img.thumbnail((args.max_side, args.max_side), Image.LANCZOS)
-        images.append(np.asarray(img))
     results = {}
     for decoder in ("plain", "dynamic"):
         base = gan_recipe("gan-teacher")
@@ -68,8 +45,11 @@ def main() -> None:
         )
         _, gen = train_gan(cfg)
         colorizer = ColorizerModule(gen.eval())
+        r = evaluate({decoder: colorizer}, args.val, max_side=args.max_side, include_gray=False, lpips=lpips)[0]
         results[decoder] = {
-            **score(colorizer, images, lpips),
+            "psnr": r.psnr_db,
+            "lpips": r.lpips,
+            "cf_ratio": r.colorfulness_ratio,
             "params": sum(p.numel() for p in gen.parameters()),
             "p50_ms_256": time_colorizer(colorizer, 256, 256)["p50_ms"],
         }

@@ -163,22 +163,29 @@ def train(
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the results as JSON.")
 @click.option("--time", "timing", is_flag=True, help="Also time each model on one 256x256 and one 1080p image.")
 @click.option("--grid", type=click.Path(dir_okay=False), help="Write a PNG: gray | each model | truth, 6 photos.")
-def evaluate_cmd(data, models, size, max_side, json_path, timing, grid) -> None:
-    """PSNR and colorfulness of models vs ground truth and the gray baseline."""
+@click.option("--lpips/--no-lpips", "with_lpips", default=True, show_default=True, help="Also LPIPS (AlexNet).")
+def evaluate_cmd(data, models, size, max_side, json_path, timing, grid, with_lpips) -> None:
+    """PSNR, LPIPS and colorfulness of models vs ground truth and the gray baseline."""
     from edge_colorizer.evaluate import evaluate
     from edge_colorizer.inference import load_colorizer
 
     try:
         colorizers = {m: load_colorizer(m, size=size) for m in models}
-    except (ValueError, FileNotFoundError) as exc:
+        lpips = None
+        if with_lpips:
+            from edge_colorizer.metrics.lpips import LPIPS
+
+            lpips = LPIPS("alex")
+    except (ValueError, FileNotFoundError, ImportError) as exc:
         raise click.ClickException(str(exc)) from None
     with _progress() as progress:
         task = progress.add_task("evaluate", total=None)
-        results = evaluate(colorizers, data, max_side=max_side, progress=lambda _: progress.advance(task))
-    click.echo("| model | images | PSNR dB | CF | CF truth | CF ratio |\n|---|---|---|---|---|---|")
+        results = evaluate(colorizers, data, max_side=max_side, progress=lambda _: progress.advance(task), lpips=lpips)
+    click.echo("| model | images | PSNR dB | LPIPS | CF | CF truth | CF ratio |\n|---|---|---|---|---|---|---|")
     for r in results:
+        lp = f"{r.lpips:.4f}" if r.lpips is not None else "–"
         click.echo(
-            f"| {r.name} | {r.images} | {r.psnr_db:.2f} | {r.colorfulness:.1f} | {r.colorfulness_truth:.1f} "
+            f"| {r.name} | {r.images} | {r.psnr_db:.2f} | {lp} | {r.colorfulness:.1f} | {r.colorfulness_truth:.1f} "
             f"| {r.colorfulness_ratio:.2f} |"
         )
     times = {}
@@ -311,7 +318,7 @@ def data() -> None:
 
 
 @data.command("prepare")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder (train/, eval/).")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder (train/, val/, eval/).")
 @click.option("--cache", type=click.Path(file_okay=False), default=None, help="Where .debs are downloaded/unpacked.")
 def data_prepare(out, cache) -> None:
     """Build the pools from Debian packages (apt-get download + dpkg -x; nothing is installed)."""

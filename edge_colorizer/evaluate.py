@@ -1,4 +1,5 @@
-"""Evaluate colorizers against ground truth on a folder of colour photos (PSNR, colorfulness) and time them."""
+"""Evaluate colorizers against ground truth on a folder of colour photos (PSNR, colorfulness, LPIPS)
+and time them."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ class EvalResult:
     colorfulness: float  # mean CF of the predictions
     colorfulness_truth: float  # mean CF of the ground truth
     colorfulness_ratio: float  # colorfulness / colorfulness_truth
+    lpips: float | None = None  # mean LPIPS distance to the truth, when an LPIPS network was given
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -46,19 +48,30 @@ def evaluate(
     max_side: int | None = 512,
     include_gray: bool = True,
     progress: Callable[[Path], None] | None = None,
+    lpips: torch.nn.Module | None = None,
 ) -> list[EvalResult]:
-    """Colorize each photo's luminance with every colorizer and compare with the photo itself."""
+    """Colorize each photo's luminance with every colorizer and compare with the photo itself.
+
+    ``lpips`` is an :class:`edge_colorizer.metrics.lpips.LPIPS` network; without it the LPIPS column
+    is left out (None).
+    """
+    if lpips is not None:
+        from edge_colorizer.metrics.lpips import to_lpips_input
     if include_gray:
         size = next(iter(colorizers.values())).size if colorizers else 256
         colorizers = {"gray (ab = 0)": ColorizerModule(GrayBaseline(), size=size).eval(), **colorizers}
-    scores: dict[str, list[tuple[float, float]]] = {name: [] for name in colorizers}
+    scores: dict[str, list[tuple[float, float, float]]] = {name: [] for name in colorizers}
     truth_cf: list[float] = []
     for path in find_images([str(data)]):
         truth = _fit(read_image(path).rgb, max_side)
         truth_cf.append(colorfulness(truth))
         for name, colorizer in colorizers.items():
             pred = colorize_array(colorizer, truth)
-            scores[name].append((psnr(pred, truth), colorfulness(pred)))
+            dist = float("nan")
+            if lpips is not None:
+                with torch.inference_mode():
+                    dist = float(lpips(to_lpips_input(pred), to_lpips_input(truth)))
+            scores[name].append((psnr(pred, truth), colorfulness(pred), dist))
         if progress:
             progress(path)
     if not truth_cf:
@@ -66,8 +79,9 @@ def evaluate(
     cf_truth = float(np.mean(truth_cf))
     results = []
     for name, rows in scores.items():
-        p, cf = np.mean(rows, axis=0)
-        results.append(EvalResult(name, len(rows), float(p), float(cf), cf_truth, float(cf / cf_truth)))
+        p, cf, dist = np.mean(rows, axis=0)
+        lp = float(dist) if lpips is not None else None
+        results.append(EvalResult(name, len(rows), float(p), float(cf), cf_truth, float(cf / cf_truth), lp))
     return results
 
 

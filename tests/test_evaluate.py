@@ -1,7 +1,7 @@
 import pytest
 from PIL import Image
 
-from edge_colorizer.colorizer import ColorizerModule
+from edge_colorizer.colorizer import ColorizerModule, GrayBaseline
 from edge_colorizer.evaluate import evaluate, time_colorizer
 from edge_colorizer.models import create_model
 
@@ -26,3 +26,19 @@ def test_timing_reports_percentiles():
     colorizer = ColorizerModule(create_model("unet_s", width=8).eval(), size=32)
     t = time_colorizer(colorizer, 40, 50, repeats=5, warmup=1)
     assert 0 < t["p50_ms"] <= t["p95_ms"] and t["height"] == 40 and t["threads"] >= 1
+
+
+def test_lpips_column_is_the_mean_distance_to_the_truth(folder, real_photos):
+    from edge_colorizer.inference import colorize_array
+    from edge_colorizer.metrics.lpips import LPIPS, to_lpips_input
+
+    lpips = LPIPS("alex")
+    net = create_model("unet_s", width=8).eval()
+    results = {r.name: r for r in evaluate({"tiny": ColorizerModule(net, size=64)}, folder, max_side=None, lpips=lpips)}
+    gray = ColorizerModule(GrayBaseline(), size=64).eval()
+    expected = [
+        float(lpips(to_lpips_input(colorize_array(gray, img)), to_lpips_input(img))) for img in real_photos.values()
+    ]
+    assert results["gray (ab = 0)"].lpips == pytest.approx(sum(expected) / 3, rel=1e-5)
+    assert 0.0 < results["tiny"].lpips < 1.0
+    assert evaluate({}, folder, max_side=64)[0].lpips is None  # not asked for

@@ -73,6 +73,7 @@ class GANConfig:
     lr_g: float = 2e-4
     lr_d: float = 2e-4
     lr_pretrain: float = 1e-3
+    pretrain_schedule: str = "constant"  # or "cosine": decay lr_pretrain to 5 % over the pre-training
     betas: tuple[float, float] = (0.5, 0.999)
     ema: float = 0.0  # decay of an EMA of the generator weights; 0 disables it
     seed: int = 0
@@ -88,6 +89,8 @@ class GANConfig:
             raise ValueError(f"gan_loss must be 'lsgan' or 'bce', got {self.gan_loss!r}")
         if self.supervised_loss not in ("bins", "l1"):
             raise ValueError(f"supervised_loss must be 'bins' or 'l1', got {self.supervised_loss!r}")
+        if self.pretrain_schedule not in ("constant", "cosine"):
+            raise ValueError(f"pretrain_schedule must be 'constant' or 'cosine', got {self.pretrain_schedule!r}")
         head = self.generator_args.get("head", "bins")
         if (self.supervised_loss == "bins") != (head == "bins"):
             raise ValueError(f"supervised_loss {self.supervised_loss!r} does not fit a generator head {head!r}")

@@ -30,6 +30,7 @@ from edge_colorizer.models import create_model
 from training.config import GANConfig
 from training.losses import class_weights_for, supervised_loss
 from training.train import (
+    cosine_lr,
     load_run_state,
     open_csv_log,
     progress_columns,
@@ -229,6 +230,9 @@ def train_gan(cfg: GANConfig, resume: bool = False, log=print, stop_after: int |
                     sup_model, l_norm, ab_norm, cfg.supervised_loss, class_weights, cfg.l1_weight
                 )
                 if phase == "pretrain":
+                    if cfg.pretrain_schedule == "cosine":
+                        for group in opt_pre.param_groups:
+                            group["lr"] = cosine_lr(step, cfg.lr_pretrain, cfg.pretrain_steps)
                     opt_pre.zero_grad(set_to_none=True)
                     loss_sup.backward()
                     opt_pre.step()

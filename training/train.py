@@ -36,11 +36,16 @@ def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
 
 
+def cosine_lr(step: int, base: float, total: int, warmup: int = 0, floor: float = 0.05) -> float:
+    """Linear warm-up over ``warmup`` steps, then cosine decay from ``base`` to ``floor * base`` at ``total``."""
+    if step < warmup:
+        return base * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return base * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
 def lr_at(step: int, cfg: TrainConfig) -> float:
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-    return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+    return cosine_lr(step, cfg.lr, cfg.steps, cfg.warmup)
 
 
 def sample_grid(model: torch.nn.Module, images: list[torch.Tensor], path: Path, size: int) -> None:

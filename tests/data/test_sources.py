@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edge_colorizer.data.sources import difference_hash, photo_rejection, prepare
+from edge_colorizer.data import sources
+from edge_colorizer.data.sources import difference_hash, photo_rejection, prepare, read_jigzo_puzzle
 from tests.data.rcc_writer import write_rcc
 
 
@@ -19,6 +20,17 @@ def drawing(h=300, w=300):
     img = np.zeros((h, w, 4), np.uint8)
     img[50:250, 50:250] = (200, 40, 40, 255)  # flat red square on a transparent background
     return img
+
+
+def jigzo_puzzle(picture):
+    """A .pzl laid out like jigzo's: header, thumbnail, alpha atlas, then the atlas holding the picture."""
+    h, w = picture.shape[:2]
+    atlas = np.zeros((h + 40, w + 30, 3), np.uint8)
+    atlas[40:, 30:] = picture
+    header = f"PzlF\n0.1\ncat-3x3\nhttp://x/\ncat.map\n100\ncrop000 0 0 10 10\nimage 30 40 {w} {h} 1 1\n"
+    thumb = encode(picture[::4, ::4], "JPEG")
+    alpha = encode(np.zeros((64, 64, 4), np.uint8), "PNG", "RGBA")
+    return header.encode() + thumb + alpha + encode(atlas, "PNG")
 
 
 @pytest.fixture
@@ -48,10 +60,30 @@ def fake_cache(tmp_path, real_photos):
         compress={"gcompris/src/activities/farm/resource/coffee.webp"},
     )
     art = write_rcc({"p/painting.webp": encode(coffee[::-1])})
+    details = write_rcc(
+        {
+            "d/image/TajMahal_background.webp": encode(astro[::-1, ::-1]),  # a photograph: kept
+            "d/image/Gogh4_background.webp": encode(cat[::-1, ::-1]),  # a painting: skipped
+        }
+    )
     pkg(
         "gcompris-qt-data",
-        {"usr/share/gcompris-qt/rcc/farm.rcc": bundle, "usr/share/gcompris-qt/rcc/paintings.rcc": art},
+        {
+            "usr/share/gcompris-qt/rcc/farm.rcc": bundle,
+            "usr/share/gcompris-qt/rcc/paintings.rcc": art,
+            "usr/share/gcompris-qt/rcc/details.rcc": details,
+        },
     )
+    # kphotoalbum's demo album stores a turned scan and says so in index.xml
+    turned = np.ascontiguousarray(np.rot90(coffee[:, :300]))  # counter-clockwise: needs 90 clockwise
+    pkg(
+        "kphotoalbum",
+        {
+            "usr/share/kphotoalbum/demo/index.xml": b'<images><image file="scan.png" angle="90"/></images>',
+            "usr/share/kphotoalbum/demo/scan.png": encode(turned, "PNG"),
+        },
+    )
+    pkg("jigzo-data", {"usr/share/games/jigzo/puzzles/00_default/cat-3x3.pzl": jigzo_puzzle(cat)})
     pkg(
         "mate-backgrounds",
         {
@@ -72,21 +104,27 @@ def fake_cache(tmp_path, real_photos):
     return cache
 
 
-def test_prepare_builds_disjoint_splits_and_manifest(tmp_path, fake_cache):
+TRAIN = ("gcompris-qt-data", "kphotoalbum", "jigzo-data")
+
+
+def test_prepare_builds_disjoint_splits_and_manifest(tmp_path, fake_cache, monkeypatch):
+    monkeypatch.setattr(sources, "VAL_EVERY", 10**9)  # no validation split here: see the test below
     out = tmp_path / "pools"
     logs = []
-    entries = prepare(out, cache=fake_cache, log=logs.append)
+    entries = prepare(out, cache=fake_cache, log=logs.append, train_packages=TRAIN)
     train = sorted(e.source_path.split("/")[-1] for e in entries if e.split == "train")
     evals = sorted(
         e.source_path.split("/")[-4] if "wallpapers" in e.source_path else e.source_path.split("/")[-1]
         for e in entries
         if e.split == "eval"
     )
-    assert train == ["cat.webp", "coffee.webp"]  # no duplicate, drawing, gray, tiny, painting, or eval picture
+    # no duplicate, drawing, gray, tiny, painting (bundle or named), or eval picture; the puzzle's cat
+    # is the farm cat again, so it is a duplicate
+    assert train == ["TajMahal_background.webp", "cat.webp", "coffee.webp", "scan.png"]
     assert evals == ["Astro.jpg", "Path"]  # nature only, photo wallpapers only, largest resolution
     assert any("same picture already in the eval split" in line for line in logs)
     manifest = json.loads((out / "manifest.json").read_text())
-    assert len(manifest["images"]) == 4
+    assert len(manifest["images"]) == 6
     for row in manifest["images"]:
         assert set(row) >= {"file", "split", "package", "source_path", "sha256", "width", "height"}
         assert (out / row["file"]).exists()
@@ -118,3 +156,33 @@ def test_real_gcompris_pool_has_many_photos(gcompris_root, tmp_path):
     entries = prepare(tmp_path / "pool", cache=gcompris_root.parents[1], log=lambda *_: None, eval_packages=())
     assert len(entries) >= 200
     assert {e.package for e in entries} == {"gcompris-qt-data"}
+
+
+def test_prepare_turns_scans_upright_and_reads_puzzles(tmp_path, fake_cache, real_photos, monkeypatch):
+    monkeypatch.setattr(sources, "VAL_EVERY", 10**9)
+    entries = prepare(
+        tmp_path / "p", cache=fake_cache, log=lambda *_: None, train_packages=("kphotoalbum", "jigzo-data")
+    )
+    by_name = {e.source_path.split("/")[-1]: e for e in entries}
+    scan = np.asarray(Image.open(tmp_path / "p" / by_name["scan.png"].file))
+    np.testing.assert_array_equal(scan, real_photos["coffee"][:, :300])  # turned back, lossless
+    puzzle = np.asarray(Image.open(tmp_path / "p" / by_name["cat-3x3.pzl"].file))
+    np.testing.assert_array_equal(puzzle, real_photos["chelsea"])  # cut from the last atlas
+
+
+def test_read_jigzo_puzzle_rejects_other_files():
+    with pytest.raises(ValueError, match="not a jigzo puzzle"):
+        read_jigzo_puzzle(b"GIF89a" + b"\0" * 100)
+
+
+def test_validation_split_is_stable_and_disjoint(tmp_path, fake_cache, monkeypatch):
+    monkeypatch.setattr(sources, "VAL_EVERY", 2)
+    first = prepare(tmp_path / "a", cache=fake_cache, log=lambda *_: None, train_packages=TRAIN)
+    again = prepare(tmp_path / "b", cache=fake_cache, log=lambda *_: None, train_packages=TRAIN)
+    assert [(e.source_path, e.split) for e in first] == [(e.source_path, e.split) for e in again]
+    splits = {e.split for e in first}
+    assert splits == {"train", "val", "eval"}  # with 1 in 2, both training splits get photos
+    for e in first:
+        assert (tmp_path / "a" / e.file).parent.name == e.split
+    keys = [e.source_sha256 for e in first]
+    assert len(keys) == len(set(keys))

@@ -17,6 +17,7 @@ from tests.training.test_train import tiny_pool  # noqa: F401  (fixture)
 from training.config import GANConfig, gan_recipe
 from training.gan import STATE_FILE, discriminator_step, generator_step, train_gan
 from training.losses import supervised_loss
+from training.train import cosine_lr
 
 
 def tiny_gan(tmp_path, data, **kw):
@@ -147,3 +148,13 @@ def test_recipe_and_config_validation():
         GANConfig(supervised_loss="l1")
     with pytest.raises(KeyError):
         gan_recipe("nope")
+    with pytest.raises(ValueError, match="pretrain_schedule"):
+        GANConfig(pretrain_schedule="step")
+
+
+def test_pretraining_follows_the_cosine_schedule(tmp_path, tiny_pool):  # noqa: F811
+    cfg = tiny_gan(tmp_path, tiny_pool, pretrain_steps=4, gan_steps=0, pretrain_schedule="cosine")
+    train_gan(cfg, log=lambda *_: None)
+    state = torch.load(tmp_path / "gan" / STATE_FILE, weights_only=False)
+    lr = state["opt_pre"]["param_groups"][0]["lr"]
+    assert lr == pytest.approx(cosine_lr(3, cfg.lr_pretrain, 4)) and lr < cfg.lr_pretrain / 2

@@ -7,7 +7,7 @@ from PIL import Image
 
 from edge_colorizer.checkpoint import load_model
 from training.config import TrainConfig, recipe
-from training.train import train
+from training.train import cosine_lr, train
 
 
 @pytest.fixture(scope="module")
@@ -82,3 +82,11 @@ def test_config_rejects_mismatched_loss_and_head():
         TrainConfig(loss="mse")
     with pytest.raises(KeyError, match="student"):
         recipe("nope")
+
+
+def test_cosine_lr_warms_up_then_decays_to_the_floor():
+    lrs = [cosine_lr(s, 1.0, 100, warmup=10) for s in range(101)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert lrs[10] == pytest.approx(1.0) and lrs[55] == pytest.approx(0.525)
+    assert lrs[100] == pytest.approx(0.05) and cosine_lr(500, 1.0, 100) == pytest.approx(0.05)
+    assert all(a >= b for a, b in zip(lrs[10:-1], lrs[11:], strict=True))

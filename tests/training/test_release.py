@@ -1,0 +1,43 @@
+import pytest
+import torch
+from PIL import Image
+
+from edge_colorizer.checkpoint import load_checkpoint, load_model, save_model
+from edge_colorizer.models import create_model
+from training.release import SweepRow, choose, release
+
+
+@pytest.fixture
+def val_folder(tmp_path, real_photos):
+    folder = tmp_path / "val"
+    folder.mkdir()
+    for name, img in real_photos.items():
+        Image.fromarray(img).resize((96, 64)).save(folder / f"{name}.png")
+    return folder
+
+
+def test_release_stores_the_chosen_temperature_in_fp16(tmp_path, val_folder):
+    torch.manual_seed(0)
+    model = create_model("unet_s", head="bins", width=8).eval()
+    src = tmp_path / "model.pt"
+    save_model(model, src, steps=7)
+    logs = []
+    chosen = release(src, val_folder, tmp_path / "rel.pt", temperatures=(0.3, 1.0), min_cf_ratio=0.0, log=logs.append)
+    ckpt = load_checkpoint(tmp_path / "rel.pt")
+    assert ckpt["model_args"]["temperature"] == chosen.temperature
+    assert ckpt["steps"] == 7 and ckpt["release"]["validation"] == str(val_folder)
+    sweep = ckpt["release"]["sweep"]
+    assert [row[0] for row in sweep] == [0.3, 1.0]
+    assert chosen.lpips == min(row[2] for row in sweep)  # lowest LPIPS wins when colourful enough
+    assert all(v.dtype == torch.float16 for v in ckpt["state_dict"].values() if v.is_floating_point())
+    assert load_model(tmp_path / "rel.pt").temperature == chosen.temperature
+    assert "(chosen)" in "\n".join(logs)
+    assert "temperature" not in load_checkpoint(src)["model_args"]  # the source is left as it was
+
+
+def test_choose_keeps_colourful_temperatures_and_refuses_sepia():
+    rows = [SweepRow(0.38, 20.0, 0.20, 0.9), SweepRow(1.0, 21.0, 0.18, 0.5)]
+    assert choose(rows, 0.6).temperature == 0.38  # 1.0 has lower LPIPS but is too gray
+    assert choose(rows, 0.0).temperature == 1.0
+    with pytest.raises(ValueError, match="too sepia"):
+        choose(rows, 0.95)

@@ -1,0 +1,117 @@
+"""Turn a trained checkpoint into a release: choose the decoding temperature on validation photos and
+write the weights in fp16.
+
+    python -m training.release runs/teacher/model.pt --val data/val --out edge_colorizer/weights/teacher_gan.pt
+
+For a model with an ab-bins head, every temperature in ``--temperatures`` is scored on the validation
+photos (PSNR, LPIPS, colorfulness ratio); the one with the lowest LPIPS among those whose colorfulness
+ratio reaches ``--min-cf-ratio`` is stored in the checkpoint's model arguments, so loading the file
+rebuilds the model with it. The evaluation pool is never used here. The sweep is kept in the
+checkpoint (``release``) and printed as a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from edge_colorizer.checkpoint import load_checkpoint, model_from_checkpoint, save_model
+from edge_colorizer.colorizer import ColorizerModule
+from edge_colorizer.evaluate import evaluate
+from edge_colorizer.metrics.lpips import LPIPS
+
+DEFAULT_TEMPERATURES = (0.38, 0.5, 0.7, 1.0)
+
+
+@dataclass(frozen=True)
+class SweepRow:
+    temperature: float | None  # None: the model has no temperature (regression head)
+    psnr_db: float
+    lpips: float
+    cf_ratio: float
+
+
+def sweep(
+    model: torch.nn.Module,
+    val: str | Path,
+    temperatures: tuple[float, ...],
+    lpips: LPIPS,
+    size: int = 256,
+    max_side: int = 512,
+) -> list[SweepRow]:
+    """Validation scores of ``model`` at each temperature (one row if it has no temperature)."""
+    has_t = hasattr(model, "temperature")
+    rows = []
+    for t in temperatures if has_t else (None,):
+        if has_t:
+            model.temperature = t
+        r = evaluate({"m": ColorizerModule(model, size=size)}, val, max_side=max_side, include_gray=False, lpips=lpips)
+        rows.append(SweepRow(t, r[0].psnr_db, r[0].lpips, r[0].colorfulness_ratio))
+    return rows
+
+
+def choose(rows: list[SweepRow], min_cf_ratio: float) -> SweepRow:
+    ok = [r for r in rows if r.cf_ratio >= min_cf_ratio]
+    if not ok:
+        best = max(r.cf_ratio for r in rows)
+        raise ValueError(
+            f"no temperature reaches colorfulness ratio {min_cf_ratio} (best {best:.2f}): the model is sepia"
+        )
+    return min(ok, key=lambda r: r.lpips)
+
+
+def release(
+    checkpoint: str | Path,
+    val: str | Path,
+    out: str | Path,
+    temperatures: tuple[float, ...] = DEFAULT_TEMPERATURES,
+    min_cf_ratio: float = 0.6,
+    log=print,
+) -> SweepRow:
+    ckpt = load_checkpoint(checkpoint)
+    model = model_from_checkpoint(ckpt)
+    lpips = LPIPS("alex")
+    rows = sweep(model, val, temperatures, lpips)
+    chosen = choose(rows, min_cf_ratio)
+    log("| T | PSNR dB | LPIPS | CF ratio |\n|---|---|---|---|")
+    for r in rows:
+        mark = " (chosen)" if r is chosen else ""
+        t = "–" if r.temperature is None else f"{r.temperature:g}"
+        log(f"| {t}{mark} | {r.psnr_db:.2f} | {r.lpips:.4f} | {r.cf_ratio:.2f} |")
+    if chosen.temperature is not None:
+        model.temperature = chosen.temperature
+        model.model_args = {**model.model_args, "temperature": chosen.temperature}
+    extra = {k: v for k, v in ckpt.items() if k not in ("format_version", "model_name", "model_args", "state_dict")}
+    extra["release"] = {
+        "source": str(checkpoint),
+        "validation": str(val),
+        "min_cf_ratio": min_cf_ratio,
+        "sweep": [[r.temperature, r.psnr_db, r.lpips, r.cf_ratio] for r in rows],
+    }
+    save_model(model, out, half=True, **extra)
+    # fp16 storage must not change what the model does
+    again = sweep(model_from_checkpoint(load_checkpoint(out)), val, (chosen.temperature,), lpips)[0]
+    log(
+        f"wrote {out} ({Path(out).stat().st_size / 1e6:.1f} MB, fp16): validation PSNR {again.psnr_db:.2f} dB, "
+        f"LPIPS {again.lpips:.4f}, CF ratio {again.cf_ratio:.2f}"
+    )
+    return chosen
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("checkpoint")
+    ap.add_argument("--val", required=True, help="validation photos (data prepare writes them to val/)")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--temperatures", default=",".join(f"{t:g}" for t in DEFAULT_TEMPERATURES))
+    ap.add_argument("--min-cf-ratio", type=float, default=0.6)
+    args = ap.parse_args()
+    temps = tuple(float(t) for t in args.temperatures.split(","))
+    release(args.checkpoint, args.val, args.out, temps, args.min_cf_ratio)
+
+
+if __name__ == "__main__":
+    main()
