@@ -58,7 +58,7 @@ class GANConfig:
     out: str = "runs/teacher"
     generator: str = "unet_generator"
     generator_args: dict = field(
-        default_factory=lambda: {"encoder": "efficientnet_lite0", "decoder": "dynamic", "head": "bins"}
+        default_factory=lambda: {"encoder": "efficientnet_lite0", "decoder": "plain", "head": "bins"}
     )
     discriminator_args: dict = field(default_factory=lambda: {"width": 64, "n_layers": 3})
     supervised_loss: str = "bins"  # of the generator: "bins" (CE + L1) or "l1"
@@ -108,16 +108,18 @@ GAN_RECIPES: dict[str, GANConfig] = {
     # the shipped teacher, sized for a 2-core CPU (see edge_colorizer/weights/TEACHER_CARD.md); on a GPU
     # raise size, batch_size, decoder_width and the step counts
     "gan-teacher": GANConfig(
-        generator_args={"encoder": "efficientnet_lite0", "decoder": "dynamic", "head": "bins", "decoder_width": 32},
+        generator_args={"encoder": "efficientnet_lite0", "decoder": "plain", "head": "bins", "decoder_width": 32},
         discriminator_args={"width": 32, "n_layers": 3},
         size=160,
         batch_size=12,
-        pretrain_steps=700,
-        gan_steps=250,
+        pretrain_steps=3000,
+        gan_steps=900,
         lr_pretrain=5e-4,
+        pretrain_schedule="cosine",
         gan_lambda=10.0,
         ema=0.99,
-        sample_every=250,
+        sample_every=500,
+        ckpt_every=200,
     ),
 }
 

@@ -104,7 +104,7 @@ class UNetGenerator(ABPredictor):
     def __init__(
         self,
         encoder: str = "efficientnet_lite0",
-        decoder: str = "dynamic",
+        decoder: str = "plain",
         head: str = "bins",
         pretrained: bool = True,
         decoder_width: int = 64,

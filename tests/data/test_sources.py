@@ -153,9 +153,35 @@ def test_difference_hash_matches_resized_copies(real_photos):
 @pytest.mark.network
 def test_real_gcompris_pool_has_many_photos(gcompris_root, tmp_path):
     """End to end on the real package: only the training pool, to stay fast."""
-    entries = prepare(tmp_path / "pool", cache=gcompris_root.parents[1], log=lambda *_: None, eval_packages=())
+    entries = prepare(
+        tmp_path / "pool",
+        cache=gcompris_root.parents[1],
+        log=lambda *_: None,
+        train_packages=("gcompris-qt-data",),
+        eval_packages=(),
+    )
     assert len(entries) >= 200
     assert {e.package for e in entries} == {"gcompris-qt-data"}
+    assert 0.04 < sum(e.split == "val" for e in entries) / len(entries) < 0.2
+
+
+@pytest.mark.network
+def test_real_extra_packages_add_photos(gcompris_root, tmp_path):
+    """The eight other packages still hold the photographs named in sources.py (about 100)."""
+    try:
+        entries = prepare(
+            tmp_path / "pool",
+            cache=gcompris_root.parents[1],
+            log=lambda *_: None,
+            train_packages=sources.TRAIN_PACKAGES[1:],
+            eval_packages=(),
+        )
+    except RuntimeError as exc:
+        pytest.skip(str(exc))
+    counts = {p: sum(e.package == p for e in entries) for p in sources.TRAIN_PACKAGES[1:]}
+    assert sum(counts.values()) >= 80, counts
+    assert counts["kphotoalbum"] >= 20 and counts["jigzo-data"] >= 10 and counts["lxqt-themes"] >= 8, counts
+    assert all(n >= 4 for n in counts.values()), counts
 
 
 def test_prepare_turns_scans_upright_and_reads_puzzles(tmp_path, fake_cache, real_photos, monkeypatch):

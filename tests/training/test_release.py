@@ -39,5 +39,5 @@ def test_choose_keeps_colourful_temperatures_and_refuses_sepia():
     rows = [SweepRow(0.38, 20.0, 0.20, 0.9), SweepRow(1.0, 21.0, 0.18, 0.5)]
     assert choose(rows, 0.6).temperature == 0.38  # 1.0 has lower LPIPS but is too gray
     assert choose(rows, 0.0).temperature == 1.0
-    with pytest.raises(ValueError, match="too sepia"):
+    with pytest.raises(ValueError, match="the model is sepia"):
         choose(rows, 0.95)
