@@ -23,7 +23,11 @@ from edge_colorizer.colorizer import ColorizerModule
 from edge_colorizer.evaluate import evaluate
 from edge_colorizer.metrics.lpips import LPIPS
 
-DEFAULT_TEMPERATURES = (0.38, 0.5, 0.7, 1.0)
+DEFAULT_TEMPERATURES = (0.38, 0.5, 0.7, 1.0, 1.5)
+# The bar is a colourfulness ratio of 0.6 on the evaluation pool. Validation photos (GCompris-like) come
+# out more colourful relative to their truth than the wallpapers do: the measured gaps were 0.03 (first
+# student), 0.10 (first teacher) and 0.23 (the current teacher at T = 0.7), so the floor here is 0.85.
+DEFAULT_MIN_CF_RATIO = 0.85
 
 
 @dataclass(frozen=True)
@@ -68,7 +72,7 @@ def release(
     val: str | Path,
     out: str | Path,
     temperatures: tuple[float, ...] = DEFAULT_TEMPERATURES,
-    min_cf_ratio: float = 0.6,
+    min_cf_ratio: float = DEFAULT_MIN_CF_RATIO,
     log=print,
 ) -> SweepRow:
     ckpt = load_checkpoint(checkpoint)
@@ -107,7 +111,7 @@ def main() -> None:
     ap.add_argument("--val", required=True, help="validation photos (data prepare writes them to val/)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--temperatures", default=",".join(f"{t:g}" for t in DEFAULT_TEMPERATURES))
-    ap.add_argument("--min-cf-ratio", type=float, default=0.6)
+    ap.add_argument("--min-cf-ratio", type=float, default=DEFAULT_MIN_CF_RATIO)
     args = ap.parse_args()
     temps = tuple(float(t) for t in args.temperatures.split(","))
     release(args.checkpoint, args.val, args.out, temps, args.min_cf_ratio)
