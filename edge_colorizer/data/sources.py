@@ -192,6 +192,11 @@ def difference_hash(img: Image.Image, size: int = 8) -> int:
     return int("".join("1" if b else "0" for b in bits), 2)
 
 
+def _seen(dh: int, hashes: list[int], max_bits: int = 4) -> bool:
+    """Whether a picture with difference hash ``dh`` is already among ``hashes`` (same or near duplicate)."""
+    return any(bin(dh ^ h).count("1") <= max_bits for h in hashes)
+
+
 def _files(root: Path, pattern: str, names: frozenset[str] | None = None) -> list[Path]:
     found = sorted(p for p in root.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     return [p for p in found if names is None or p.stem in names]
@@ -249,7 +254,7 @@ def _iter_jigzo(root: Path) -> Iterator[Candidate]:
 
 
 def _iter_wallpapers(root: Path, package: str) -> Iterator[Candidate]:
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    files = _files(root, "**/*")
     if package == "mate-backgrounds":
         files = [p for p in files if "/nature/" in p.as_posix()]
     if package == "plasma-workspace-wallpapers":
@@ -350,13 +355,11 @@ def prepare(
             if pixel_key in seen_pixels:
                 continue  # exact duplicate
             dh = difference_hash(rgb)
-            other = next(
-                (o for o in SPLITS if o != split and any(bin(dh ^ h).count("1") <= 4 for h in hashes[o])), None
-            )
+            other = next((o for o in SPLITS if o != split and _seen(dh, hashes[o])), None)
             if other:
                 log(f"skip {package}:{cand.source_path}: same picture already in the {other} split")
                 continue
-            if any(bin(dh ^ h).count("1") <= 4 for h in hashes[split]):
+            if _seen(dh, hashes[split]):
                 continue  # near duplicate within the split
             seen_pixels[pixel_key] = cand.source_path
             hashes[split].append(dh)
