@@ -2,7 +2,7 @@
 
     python -m benchmarks.compare_decoders --data data/train --val data/val --steps 500
 
-Both runs use the gan-teacher recipe's pre-training phase only (same data, seed, steps), then are
+Both runs use the gan-teacher recipe's pre-training stage only (same data, seed, steps), then are
 scored on the validation folder (PSNR, LPIPS, colorfulness ratio; the evaluation pool is kept for the
 final report, not for choosing) and timed on one 256x256 image.
 """
@@ -17,8 +17,8 @@ from pathlib import Path
 from edge_colorizer.colorizer import ColorizerModule
 from edge_colorizer.evaluate import evaluate, time_colorizer
 from edge_colorizer.metrics.lpips import LPIPS
-from training.config import gan_recipe
-from training.gan import train_gan
+from training.config import RECIPES
+from training.train import train
 
 
 def main() -> None:
@@ -32,18 +32,18 @@ def main() -> None:
     lpips = LPIPS("alex")
     results = {}
     for decoder in ("plain", "dynamic"):
-        base = gan_recipe("gan-teacher")
+        base = RECIPES["gan-teacher"]
         cfg = dataclasses.replace(
             base,
             data=args.data,
             out=str(Path(args.out) / decoder),
-            pretrain_steps=args.steps,
-            gan_steps=0,
+            steps=args.steps,
+            gan=None,
             ema=0.0,
             tensorboard=False,
-            generator_args={**base.generator_args, "decoder": decoder},
+            model_args={**base.model_args, "decoder": decoder},
         )
-        _, gen = train_gan(cfg)
+        gen = train(cfg).model
         colorizer = ColorizerModule(gen.eval())
         r = evaluate({decoder: colorizer}, args.val, max_side=args.max_side, include_gray=False, lpips=lpips)[0]
         results[decoder] = {

@@ -12,6 +12,7 @@ import torch.nn as nn
 
 from edge_colorizer.io import default_file_mode
 from edge_colorizer.models import create_model
+from edge_colorizer.models.structure import apply_channel_plan, channel_plan
 
 FORMAT_VERSION = 1
 
@@ -35,24 +36,40 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
         raise
 
 
-def model_state(model: nn.Module, half: bool = False) -> dict[str, Any]:
-    """The part of a checkpoint that rebuilds ``model`` (built by ``create_model``)."""
+def model_state(model: nn.Module, half: bool = False, input_size: int | None = None) -> dict[str, Any]:
+    """The part of a checkpoint that rebuilds ``model`` (built by ``create_model``, pruned or not).
+
+    ``input_size`` is the network size the colorizer runs the model at (default: the model's own
+    ``input_size`` attribute, set when it was loaded, else none is stored).
+    """
     if not hasattr(model, "model_name"):
         raise ValueError("model was not built by create_model; its name and arguments are unknown")
     state = {k: (v.half() if half and v.is_floating_point() else v) for k, v in model.state_dict().items()}
     args = dict(model.model_args)
     if getattr(model, "ACCEPTS_PRETRAINED", False):
         args["pretrained"] = False  # the checkpoint holds every weight: rebuilding it must load no ImageNet file
-    return {
+    ckpt = {
         "format_version": FORMAT_VERSION,
         "model_name": model.model_name,
         "model_args": args,
         "state_dict": state,
     }
+    input_size = input_size or getattr(model, "input_size", None)
+    if input_size:
+        ckpt["input_size"] = int(input_size)
+    if getattr(model, "pruned", False):
+        ckpt["channel_plan"] = channel_plan(model)
+    return ckpt
 
 
 def save_model(model: nn.Module, path: str | Path, half: bool = False, **extra: Any) -> None:
-    atomic_torch_save({**model_state(model, half=half), **extra}, path)
+    atomic_torch_save({**model_state(model, half=half, input_size=extra.pop("input_size", None)), **extra}, path)
+
+
+def _one_line(exc: BaseException) -> str:
+    """Torch's multi-paragraph messages (weights_only refusals) as one line."""
+    text = " ".join(str(exc).split())
+    return f"{exc.__class__.__name__}: {text[:300]}{'...' if len(text) > 300 else ''}"
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -61,20 +78,61 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise FileNotFoundError(f"{path}: checkpoint not found")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for corrupt files
-        raise ValueError(f"{path}: not a readable checkpoint ({exc.__class__.__name__}: {exc})") from exc
+    except Exception as exc:  # torch raises several types for corrupt files and refused pickles
+        raise ValueError(f"{path}: not a readable checkpoint ({_one_line(exc)})") from None
     if not isinstance(ckpt, dict) or "model_name" not in ckpt or "state_dict" not in ckpt:
         raise ValueError(f"{path}: not an edge-colorizer checkpoint (no model_name/state_dict)")
     return ckpt
 
 
-def model_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:
-    model = create_model(ckpt["model_name"], **ckpt.get("model_args", {}))
+def _build(ckpt: dict[str, Any], where: str) -> nn.Module:
+    """The checkpoint's architecture (pruned as its plan says), validated before any weight is allocated."""
+    name, args = ckpt["model_name"], ckpt.get("model_args", {})
+    state, plan = ckpt["state_dict"], ckpt.get("channel_plan")
+    if not isinstance(name, str) or not isinstance(args, dict) or not isinstance(state, dict):
+        raise ValueError(f"{where}: malformed checkpoint (model_name, model_args or state_dict of the wrong type)")
+    if plan is not None and not isinstance(plan, dict):
+        raise ValueError(f"{where}: malformed channel plan")
+    args = dict(args)
+    if args.get("pretrained"):
+        args["pretrained"] = False  # a checkpoint holds its own weights: never fetch ImageNet ones at load
+    try:
+        # on the meta device first: shapes are checked before memory is spent (a forged width=2048
+        # would otherwise allocate gigabytes before failing)
+        with torch.device("meta"):
+            skeleton = create_model(name, **args)
+            if plan is not None:
+                apply_channel_plan(skeleton, plan)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{where}: cannot rebuild model {name!r} from its arguments ({_one_line(exc)})") from None
+    expected = skeleton.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        names = missing or unexpected
+        detail = f"{'missing' if missing else 'unexpected'} {', '.join(names[:3])}{' ...' if len(names) > 3 else ''}"
+        raise ValueError(f"{where}: weights do not match model {name!r} ({detail})")
+    for key, tensor in state.items():
+        if not isinstance(tensor, torch.Tensor) or tuple(tensor.shape) != tuple(expected[key].shape):
+            got = tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__
+            raise ValueError(f"{where}: weight {key} has shape {got}, the model needs {tuple(expected[key].shape)}")
+    model = create_model(name, **args)
+    if plan is not None:
+        apply_channel_plan(model, plan)
+        model.pruned = True
+    return model
+
+
+def model_from_checkpoint(ckpt: dict[str, Any], where: str | Path = "checkpoint") -> nn.Module:
+    """Rebuild and load the model a checkpoint dict holds; ``where`` names it in error messages."""
+    model = _build(ckpt, str(where))
     state = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
     model.load_state_dict(state)
+    if ckpt.get("input_size"):
+        model.input_size = int(ckpt["input_size"])
     return model.eval()
 
 
 def load_model(path: str | Path) -> nn.Module:
     """Rebuild the model stored in ``path`` (weights cast to fp32), in eval mode."""
-    return model_from_checkpoint(load_checkpoint(path))
+    return model_from_checkpoint(load_checkpoint(path), path)

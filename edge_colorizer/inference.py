@@ -33,12 +33,14 @@ def resolve_model_path(model: str) -> Path:
     raise ValueError(f"{model!r} is neither a bundled model ({', '.join(BUNDLED)}) nor a checkpoint file")
 
 
-def load_colorizer(model: str = DEFAULT_MODEL, size: int = DEFAULT_SIZE, device: str = "cpu") -> ColorizerModule:
-    """A ready ``ColorizerModule`` for a bundled model name or a checkpoint path."""
+def load_colorizer(model: str = DEFAULT_MODEL, size: int | None = None, device: str = "cpu") -> ColorizerModule:
+    """A ready ``ColorizerModule`` for a bundled model name or a checkpoint path.
+
+    ``size`` is the network input size; by default the one stored with the weights (else 256)."""
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError("--device cuda was asked for, but torch sees no CUDA device")
     net = load_model(resolve_model_path(model))
-    return ColorizerModule(net, size=size).eval().to(device)
+    return ColorizerModule(net, size=size or getattr(net, "input_size", DEFAULT_SIZE)).eval().to(device)
 
 
 def colorize_array(colorizer: ColorizerModule, rgb: np.ndarray) -> np.ndarray:

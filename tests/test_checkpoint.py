@@ -52,3 +52,108 @@ def test_a_killed_writers_temporary_is_removed_by_the_next_save(tmp_path):
     (tmp_path / ".m.pt.abc123.tmp").write_bytes(b"half a checkpoint")
     save_model(create_model("unet_s", width=8), tmp_path / "m.pt")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt"]
+
+
+def _pruned_unet(width=8):
+    """unet_s with some layers narrowed by hand, as structured pruning leaves it."""
+    from edge_colorizer.models.structure import apply_channel_plan, channel_plan
+
+    model = create_model("unet_s", head="bins", width=width)
+    plan = channel_plan(model)
+    plan["stem.body.0"] = [1, 5, 1]  # stem conv 8 -> 5 outputs, and everything that reads them
+    plan["stem.body.1"] = [5]
+    plan["stem.body.3"] = [5, 5, 1]
+    plan["stem.body.4"] = [5]
+    plan["stem.skip.0"] = [1, 5, 1]
+    plan["stem.skip.1"] = [5]
+    plan["down.0.body.0"][0] = 5
+    plan["down.0.skip.0"][0] = 5
+    apply_channel_plan(model, plan)
+    model.pruned = True
+    return model.eval()
+
+
+def test_a_pruned_network_round_trips(tmp_path):
+    model = _pruned_unet()
+    x = torch.randn(1, 1, 32, 32)
+    save_model(model, tmp_path / "p.pt", input_size=192)
+    ckpt = torch.load(tmp_path / "p.pt", weights_only=True)
+    assert ckpt["channel_plan"]["stem.body.0"] == [1, 5, 1] and ckpt["input_size"] == 192
+    again = load_model(tmp_path / "p.pt")
+    assert again.stem.body[0].out_channels == 5 and again.input_size == 192 and again.pruned
+    assert torch.equal(model(x), again(x))
+    save_model(again, tmp_path / "p2.pt")  # and the reloaded one saves its plan again
+    assert torch.load(tmp_path / "p2.pt", weights_only=True)["channel_plan"] == ckpt["channel_plan"]
+
+
+def _forge(tmp_path, **changes):
+    ckpt = torch.load(_saved(tmp_path), weights_only=True)
+    ckpt.update(changes)
+    path = tmp_path / "forged.pt"
+    torch.save(ckpt, path)
+    return path
+
+
+def _saved(tmp_path):
+    path = tmp_path / "m.pt"
+    if not path.exists():
+        save_model(create_model("unet_s", head="bins", width=8), path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"model_args": {"head": "bins", "width": 2048}}, "weight stem.body.0.weight has shape"),
+        ({"model_args": {"head": "bins", "width": 8, "colour": 3}}, "cannot rebuild model 'unet_s'"),
+        ({"model_args": {"head": "nope", "width": 8}}, "cannot rebuild model"),
+        ({"model_name": "unet_xl"}, "cannot rebuild model 'unet_xl'"),
+        ({"model_args": "width=8"}, "malformed checkpoint"),
+        ({"channel_plan": {"stem.body.0": [1, -3, 1]}}, "malformed"),
+        ({"channel_plan": {"no.such.layer": [1, 3, 1]}}, "does not have"),
+    ],
+)
+def test_forged_checkpoints_fail_in_one_line_before_allocating(tmp_path, changes, message):
+    import resource
+
+    path = _forge(tmp_path, **changes)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(ValueError, match=message) as info:
+        load_model(path)
+    assert str(info.value).startswith(str(path)) and "\n" not in str(info.value)
+    # width 2048 would need gigabytes: it is refused from the meta-device skeleton
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # KiB
+
+
+def test_renamed_or_missing_weights_are_named(tmp_path):
+    ckpt = torch.load(_saved(tmp_path), weights_only=True)
+    ckpt["state_dict"]["stem.body.0.weight_renamed"] = ckpt["state_dict"].pop("stem.body.0.weight")
+    torch.save(ckpt, tmp_path / "renamed.pt")
+    with pytest.raises(ValueError, match="missing stem.body.0.weight"):
+        load_model(tmp_path / "renamed.pt")
+
+
+def test_pretrained_inside_a_checkpoint_never_downloads(tmp_path, monkeypatch):
+    model = create_model("unet_generator", encoder="resnet18", pretrained=False, decoder_width=8)
+    save_model(model, tmp_path / "g.pt")
+    ckpt = torch.load(tmp_path / "g.pt", weights_only=True)
+    ckpt["model_args"]["pretrained"] = True  # as a forged or hand-edited file would say
+    torch.save(ckpt, tmp_path / "g2.pt")
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("a download was attempted")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_network)
+    assert load_model(tmp_path / "g2.pt").model_args["pretrained"] is False
+
+
+class Payload:
+    """Any class a weights-only load does not know: what a malicious pickle would smuggle in."""
+
+
+def test_a_refused_pickle_is_reported_in_one_line(tmp_path):
+    path = tmp_path / "pickle.pt"
+    torch.save({"model_name": "unet_s", "state_dict": {}, "x": Payload()}, path)
+    with pytest.raises(ValueError, match="not a readable checkpoint") as info:
+        load_checkpoint(path)
+    assert "\n" not in str(info.value)

@@ -48,9 +48,12 @@ def supervised_loss(
     loss: str,
     class_weights: torch.Tensor | None,
     l1_weight: float,
+    logits: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(total loss, L1 term, decoded prediction) of a bins- or regression-headed colorizer."""
-    logits = model.logits(l_norm)
+    """(total loss, L1 term, decoded prediction) of a bins- or regression-headed colorizer.
+
+    ``logits``: the head's output when the caller already has it (distillation uses it twice)."""
+    logits = model.logits(l_norm) if logits is None else logits
     pred = model.decode(logits)
     l1 = ab_l1(pred, ab_norm)
     if loss == "bins":

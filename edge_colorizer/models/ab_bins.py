@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import torch
 import torch.nn.functional as F
 
@@ -13,12 +15,19 @@ GRID_RANGE = 110.0
 
 def in_gamut_bin_centers(step: float = GRID_STEP, samples_per_axis: int = 64) -> torch.Tensor:
     """ab centres (Q, 2) of the grid cells that some sRGB colour falls into (Q = 265 for step 10)."""
-    axis = torch.linspace(0.0, 1.0, samples_per_axis, dtype=torch.float64)
+    return _bin_centers(step, samples_per_axis).clone()  # a copy: buffers are loaded into in place
+
+
+@lru_cache(maxsize=4)
+def _bin_centers(step: float, samples_per_axis: int) -> torch.Tensor:
+    # computed on the CPU explicitly, so a model can be built on the meta device (to check a checkpoint's
+    # shapes before allocating anything) and still get real centres
+    axis = torch.linspace(0.0, 1.0, samples_per_axis, dtype=torch.float64, device="cpu")
     rgb = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), dim=0).reshape(3, -1, 1)
     ab = rgb_to_lab(rgb)[1:].reshape(2, -1).T
     n = int(round(2 * GRID_RANGE / step))
     cells = ((ab + GRID_RANGE) / step).floor().clamp(0, n - 1).long()
-    occupied = torch.zeros(n, n, dtype=torch.bool)
+    occupied = torch.zeros(n, n, dtype=torch.bool, device="cpu")
     occupied[cells[:, 0], cells[:, 1]] = True
     ia, ib = torch.nonzero(occupied, as_tuple=True)
     centers = torch.stack((ia, ib), dim=1).double() * step - GRID_RANGE + step / 2

@@ -5,9 +5,12 @@ import pytest
 import torch
 from PIL import Image
 
-from edge_colorizer.checkpoint import load_model
-from training.config import TrainConfig, recipe
-from training.train import cosine_lr, train
+from edge_colorizer.checkpoint import load_checkpoint, load_model
+from training.config import RECIPES, Stage, TrainConfig, recipe
+from training.loop import cosine_lr, lr_at
+from training.train import train
+
+QUIET = dict(log=lambda *_: None)
 
 
 @pytest.fixture(scope="module")
@@ -39,40 +42,83 @@ def tiny_cfg(tmp_path, data, **kw):
     return TrainConfig(**base)
 
 
+def log_rows(run):
+    return list(csv.DictReader(open(run / "log.csv")))
+
+
 def test_training_reduces_loss_and_writes_artifacts(tmp_path, tiny_pool):
     cfg = tiny_cfg(tmp_path, tiny_pool, steps=30, lr=3e-3, log_every=5)
-    final = train(cfg, log=lambda *_: None)
-    rows = list(csv.DictReader(open(tmp_path / "run" / "log.csv")))
+    result = train(cfg, **QUIET)
+    rows = log_rows(tmp_path / "run")
     assert len(rows) == 6 and float(rows[-1]["loss"]) < float(rows[0]["loss"])
-    model = load_model(final)
+    assert {r["stage"] for r in rows} == {"train"}
+    model = load_model(result.path)
     assert model.model_args == {"head": "bins", "width": 8}
-    assert (tmp_path / "run" / "samples_000030.png").exists()
+    assert model.input_size == 32  # the size it was trained for travels with the weights
+    assert (tmp_path / "run" / "samples_train_000030.png").exists()
     assert (tmp_path / "run" / "config.json").exists()
 
 
 def test_resume_continues_exactly(tmp_path, tiny_pool):
-    straight = train(tiny_cfg(tmp_path / "a", tiny_pool), log=lambda *_: None)
-    cfg_b = tiny_cfg(tmp_path / "b", tiny_pool)
-    train(cfg_b, log=lambda *_: None, stop_after=3)
+    # two batches per epoch: the run is cut mid-epoch, and must see the same batches and crops after it
+    straight = train(tiny_cfg(tmp_path / "a", tiny_pool, batch_size=3), **QUIET).path
+    cfg_b = tiny_cfg(tmp_path / "b", tiny_pool, batch_size=3)
+    assert not train(cfg_b, stop_after=3, **QUIET).finished
     assert not (tmp_path / "b" / "run" / "model.pt").exists()
-    resumed = train(cfg_b, resume=True, log=lambda *_: None)
+    resumed = train(cfg_b, resume=True, **QUIET).path
     a, b = load_model(straight).state_dict(), load_model(resumed).state_dict()
     assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6) for k in a)
-    steps = [int(r["step"]) for r in csv.DictReader(open(tmp_path / "b" / "run" / "log.csv"))]
-    assert steps == [1, 2, 3, 4, 5, 6]
+    assert [int(r["step"]) for r in log_rows(tmp_path / "b" / "run")] == [1, 2, 3, 4, 5, 6]
 
 
 def test_resume_refuses_other_config_or_missing_state(tmp_path, tiny_pool):
     with pytest.raises(FileNotFoundError, match="nothing to resume"):
-        train(tiny_cfg(tmp_path, tiny_pool), resume=True, log=lambda *_: None)
-    train(tiny_cfg(tmp_path, tiny_pool), log=lambda *_: None, stop_after=3)
+        train(tiny_cfg(tmp_path, tiny_pool), resume=True, **QUIET)
+    train(tiny_cfg(tmp_path, tiny_pool), stop_after=3, **QUIET)
     with pytest.raises(ValueError, match="different configuration"):
-        train(tiny_cfg(tmp_path, tiny_pool, lr=5e-3), resume=True, log=lambda *_: None)
+        train(tiny_cfg(tmp_path, tiny_pool, lr=5e-3), resume=True, **QUIET)
+
+
+def test_a_fresh_run_in_a_used_folder_starts_a_new_log(tmp_path, tiny_pool):
+    train(tiny_cfg(tmp_path, tiny_pool, steps=2), **QUIET)
+    train(tiny_cfg(tmp_path, tiny_pool, steps=3), **QUIET)
+    assert [int(r["step"]) for r in log_rows(tmp_path / "run")] == [1, 2, 3]
 
 
 def test_l1_recipe_trains_regression_head(tmp_path, tiny_pool):
     cfg = tiny_cfg(tmp_path, tiny_pool, loss="l1", model_args={"head": "regression", "width": 8}, steps=3)
-    assert load_model(train(cfg, log=lambda *_: None)).head_type == "regression"
+    assert load_model(train(cfg, **QUIET).path).head_type == "regression"
+
+
+def test_validation_keeps_the_best_weights_and_stops_early(tmp_path, tiny_pool):
+    from edge_colorizer.data.dataset import ColorizationDataset
+    from edge_colorizer.models import create_model
+    from training.loop import run_stage
+    from training.objectives import Supervised
+
+    cfg = tiny_cfg(tmp_path, tiny_pool, val="unused", val_every=2, patience=2, steps=40)
+    scores, seen = iter([0.5, 0.4, 0.45, 0.46, 0.3]), []
+
+    def validate(model):
+        seen.append({k: v.clone() for k, v in model.state_dict().items()})
+        return {"lpips": next(scores)}
+
+    model = create_model("unet_s", head="regression", width=8)
+    dataset = ColorizationDataset(tiny_pool, size=32, log=lambda *_: None)
+    result = run_stage(model, Supervised("l1", None, 1.0), cfg, cfg.stages()[0], dataset, validate=validate, **QUIET)
+    assert result.finished and result.step == 8 and len(seen) == 4  # 0.45, 0.46: two rounds without gain
+    assert result.best_score == 0.4
+    assert all(torch.equal(v, seen[1][k]) for k, v in result.model.state_dict().items())
+    rows = list(csv.DictReader(open(tmp_path / "run" / "val.csv")))
+    assert [(int(r["step"]), int(r["best"])) for r in rows] == [(2, 1), (4, 1), (6, 0), (8, 0)]
+
+
+def test_a_run_with_validation_records_its_best_score(tmp_path, tiny_pool):
+    result = train(tiny_cfg(tmp_path, tiny_pool, val=str(tiny_pool), val_every=3, steps=6), **QUIET)
+    rows = list(csv.DictReader(open(tmp_path / "run" / "val.csv")))
+    assert [int(r["step"]) for r in rows] == [3, 6]
+    best = min(float(r["lpips"]) for r in rows)
+    assert load_checkpoint(result.path)["val_lpips"] == pytest.approx(best, abs=1e-5)
 
 
 def test_config_rejects_mismatched_loss_and_head():
@@ -82,6 +128,20 @@ def test_config_rejects_mismatched_loss_and_head():
         TrainConfig(loss="mse")
     with pytest.raises(KeyError, match="student"):
         recipe("nope")
+    with pytest.raises(ValueError, match="no setting pretrain_steps"):
+        recipe("gan-teacher", pretrain_steps=3)
+    with pytest.raises(ValueError, match="distillation"):
+        TrainConfig(loss="l1", model_args={"head": "regression"}, teacher="teacher")
+
+
+def test_one_vocabulary_for_every_recipe():
+    teacher = RECIPES["gan-teacher"]
+    assert [s.name for s in teacher.stages()] == ["pretrain", "gan"]
+    assert [s.name for s in RECIPES["student"].stages()] == ["train"]
+    pre, gan = teacher.stages()
+    assert (pre.steps, pre.lr, pre.optimizer) == (teacher.steps, teacher.lr, "adam")
+    assert (gan.steps, gan.lr, gan.betas) == (teacher.gan.steps, teacher.gan.lr_g, (0.5, 0.999))
+    assert recipe("gan-teacher", steps=7, lr=1e-4).stages()[0].steps == 7  # --steps is honoured
 
 
 def test_cosine_lr_warms_up_then_decays_to_the_floor():
@@ -90,3 +150,4 @@ def test_cosine_lr_warms_up_then_decays_to_the_floor():
     assert lrs[10] == pytest.approx(1.0) and lrs[55] == pytest.approx(0.525)
     assert lrs[100] == pytest.approx(0.05) and cosine_lr(500, 1.0, 100) == pytest.approx(0.05)
     assert all(a >= b for a, b in zip(lrs[10:-1], lrs[11:], strict=True))
+    assert lr_at(50, Stage("x", 100, 0.3, schedule="constant")) == 0.3

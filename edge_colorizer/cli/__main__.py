@@ -1,0 +1,3 @@
+from edge_colorizer.cli import main
+
+main()
