@@ -1,28 +1,122 @@
-"""Export formats, declared once: the CLI choices, the exporter and the benchmark read this table."""
+"""Export formats, declared once as data: the CLI choices, the exporter and the benchmark read this table.
+
+Each format names the module that implements it (after ultralytics' ``export_formats()`` and
+Polygraphy's one backend per module). That module, and only it, imports the runtime's SDK, and
+provides::
+
+    export(colorizer, out, precision="fp32", calibration=None, model_name="", checkpoint=None) -> Exported
+    Runner(path, threads=0, name="")   # a runtimes.runners.BaseRunner
+
+``Exported`` (runtimes.runners) is the artifact's path, its parity against torch and its metadata.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import importlib
+from dataclasses import dataclass, field
+from types import ModuleType
 
 
 @dataclass(frozen=True)
-class ExportFormat:
-    name: str  # CLI name
-    suffix: str  # artifact file suffix
-    precisions: tuple[str, ...]
-    needs_gpu: bool
-    module: str  # the module that implements export() for it
-    runtime: str  # the benchmark runtime that runs the artifact
+class Format:
+    name: str  # CLI name (export --format)
+    suffix: str  # artifact file (or folder) suffix
+    precisions: tuple[str, ...]  # what export(precision=...) accepts; the first is the default
+    module: str  # implements export() and Runner
+    runtime: str  # the benchmark runtime that runs the artifact (bench --runtimes)
+    extra: str  # the pip extra that installs its SDK: pip install 'edge-colorizer[<extra>]'
+    sdk: str  # the module whose absence means the extra is missing
+    needs_gpu: bool = False  # builds/runs only with a CUDA device
+    runs_on_linux: bool = True  # Core ML converts here but predicts only on macOS
+    fixed_shape: bool = False  # the artifact has one input shape (chosen at export)
+    # uint8 parity against torch, per precision: (max |diff|, mean |diff|) in uint8 levels
+    tolerances: dict[str, tuple[int, float]] = field(default_factory=dict)
 
 
-FORMATS: dict[str, ExportFormat] = {
+FORMATS: dict[str, Format] = {
     f.name: f
-    for f in (ExportFormat("onnx", ".onnx", ("fp32",), needs_gpu=False, module="runtimes.onnx", runtime="onnxruntime"),)
+    for f in (
+        Format(
+            "onnx",
+            ".onnx",
+            ("fp32", "fp16", "int8"),
+            "runtimes.onnx",
+            "onnxruntime",
+            "onnx",
+            "onnxruntime",
+            tolerances={"fp32": (2, 0.05), "fp16": (8, 0.5), "int8": (40, 3.0)},
+        ),
+        Format(
+            "openvino",
+            "_openvino",
+            ("fp32", "fp16", "int8"),
+            "runtimes.openvino",
+            "openvino",
+            "openvino",
+            "openvino",
+            tolerances={"fp32": (2, 0.05), "fp16": (8, 0.5), "int8": (40, 3.0)},
+        ),
+        Format(
+            "tflite",
+            ".tflite",
+            ("fp32", "fp16", "int8-dynamic", "int8"),
+            "runtimes.litert",
+            "litert",
+            "litert",
+            "ai_edge_litert",
+            fixed_shape=True,
+            tolerances={"fp32": (2, 0.05), "fp16": (8, 0.5), "int8-dynamic": (40, 3.0), "int8": (40, 3.0)},
+        ),
+        Format(
+            "coreml",
+            ".mlpackage",
+            ("fp16", "fp32", "int8-weights", "palettized"),
+            "runtimes.coreml",
+            "coreml",
+            "coreml",
+            "coremltools",
+            runs_on_linux=False,
+            tolerances={"fp16": (8, 0.5), "fp32": (2, 0.05), "int8-weights": (40, 3.0), "palettized": (40, 3.0)},
+        ),
+        Format(
+            "tensorrt",
+            ".engine",
+            ("fp16", "fp32", "int8"),
+            "runtimes.tensorrt",
+            "tensorrt",
+            "tensorrt",
+            "tensorrt",
+            needs_gpu=True,
+            tolerances={"fp16": (8, 0.5), "fp32": (2, 0.05), "int8": (40, 3.0)},
+        ),
+    )
 }
 
+# the benchmark's runtimes: torch eager plus one per format
+RUNTIMES: dict[str, Format | None] = {"torch": None, **{f.runtime: f for f in FORMATS.values()}}
 
-def get_format(name: str) -> ExportFormat:
+
+def get_format(name: str) -> Format:
     try:
         return FORMATS[name]
     except KeyError:
         raise KeyError(f"unknown export format {name!r}; known: {', '.join(FORMATS)}") from None
+
+
+def format_for_runtime(runtime: str) -> Format | None:
+    """The format a benchmark runtime runs (None for torch); unknown names raise KeyError."""
+    try:
+        return RUNTIMES[runtime]
+    except KeyError:
+        raise KeyError(f"unknown runtime {runtime!r}; known: {', '.join(RUNTIMES)}") from None
+
+
+def load_format_module(fmt: Format) -> ModuleType:
+    """The module implementing ``fmt``; a missing SDK is an ImportError naming the extra to install."""
+    try:
+        importlib.import_module(fmt.sdk)
+    except ImportError:
+        raise ImportError(
+            f"the {fmt.name} format needs the {fmt.sdk!r} package: pip install 'edge-colorizer[{fmt.extra}]'"
+        ) from None
+    return importlib.import_module(fmt.module)

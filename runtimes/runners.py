@@ -7,7 +7,8 @@ output names to numpy arrays. Each runtime's runner lives in that runtime's modu
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -16,6 +17,23 @@ from edge_colorizer.colorizer import ColorizerModule
 
 INPUT_NAME = "images"
 OUTPUT_NAME = "rgb"
+
+
+@dataclass(frozen=True)
+class TensorMeta:
+    """An input or output of a runner: name, numpy dtype name, shape with None for a dynamic axis."""
+
+    name: str
+    dtype: str
+    shape: tuple[int | None, ...]
+
+    @property
+    def dynamic_axes(self) -> tuple[int, ...]:
+        return tuple(i for i, d in enumerate(self.shape) if d is None)
+
+
+# what every artifact takes and gives unless its format fixes a shape: uint8 NHWC, 1 or 3 channels in
+DYNAMIC_INPUT = TensorMeta(INPUT_NAME, "uint8", (None, None, None, None))
 
 
 class BaseRunner:
@@ -40,6 +58,11 @@ class BaseRunner:
     @property
     def threads(self) -> int | None:
         return None
+
+    @property
+    def inputs(self) -> list[TensorMeta]:
+        """What ``infer`` accepts; fixed-shape runtimes give their one shape."""
+        return [DYNAMIC_INPUT]
 
     def __enter__(self):
         self.activate()
@@ -78,6 +101,15 @@ class TorchRunner(BaseRunner):
             x = np.require(feeds[INPUT_NAME], requirements=["C", "W"])  # torch wants writable memory
             out = self.colorizer(torch.from_numpy(x).to(self.device))
         return {OUTPUT_NAME: out.cpu().numpy()}
+
+
+@dataclass(frozen=True)
+class Exported:
+    """What ``export`` of every format returns."""
+
+    path: Path
+    parity: Parity
+    metadata: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
