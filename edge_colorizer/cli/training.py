@@ -87,3 +87,114 @@ def data_prepare(out, cache) -> None:
         prepare(out, cache=cache, log=say)
     except (RuntimeError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def _finetune_options(fn):
+    """The shared-loop options every compress subcommand that trains takes (defined once)."""
+    options = [
+        click.option("--data", required=True, type=click.Path(exists=True, file_okay=False), help="Training photos."),
+        click.option("--val", type=click.Path(exists=True, file_okay=False), help="Validation photos (keep-best)."),
+        click.option("--steps", type=click.IntRange(1), default=300, show_default=True, help="Training steps."),
+        click.option("--lr", type=click.FloatRange(0, min_open=True), default=5e-4, show_default=True),
+        click.option("--batch-size", type=click.IntRange(1), default=12, show_default=True),
+        click.option("--size", type=click.IntRange(16, 1024), default=160, show_default=True, help="Crop size."),
+        click.option("--kd-weight", type=click.FloatRange(0, 1), default=0.5, show_default=True),
+        click.option("--kd-temperature", type=click.FloatRange(0, min_open=True), default=2.0, show_default=True),
+        click.option("--val-every", type=click.IntRange(0), default=0, show_default=True),
+        click.option("--threads", type=click.IntRange(0, 512), default=0, show_default=True),
+        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--resume", is_flag=True, help="Continue after an interruption."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _finetune_config(out: str, **options):
+    from training.config import TrainConfig
+
+    options["val"] = options["val"] or ""
+    return TrainConfig(
+        out=out,
+        schedule="cosine",
+        warmup=min(50, options["steps"] // 10),
+        optimizer="adamw",
+        weight_decay=0.0,
+        sample_every=10**9,
+        ckpt_every=100,
+        **options,
+    )
+
+
+@main.group()
+def compress() -> None:
+    """Compress a trained colorizer: prune, distill, quantize (each output is a model with a card)."""
+
+
+@compress.command("prune")
+@click.option("--model", required=True, help="Bundled model name or checkpoint to prune.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder (model.pt, CARD.md).")
+@click.option("--ratio", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None, help="Channels cut.")
+@click.option("--target-gmacs", type=click.FloatRange(0, min_open=True), default=None, help="Or: a MACs budget.")
+@click.option("--rounds", type=click.IntRange(1, 20), default=2, show_default=True)
+@click.option("--importance", type=click.Choice(["group_norm", "magnitude"]), default="group_norm", show_default=True)
+@click.option("--round-to", type=click.IntRange(0, 64), default=0, show_default=True)
+@click.option("--distill/--no-distill", default=True, show_default=True, help="Fine-tune with the parent as teacher.")
+@click.option("--teacher", default="", help="Another teacher for the fine-tuning (default: the parent).")
+@_finetune_options
+def compress_prune(model, out, ratio, target_gmacs, rounds, importance, round_to, distill, teacher, resume, **ft):
+    """Structured channel pruning, then fine-tuning through the training loop, in rounds."""
+    from compress.prune import PruneConfig, prune
+
+    if ratio is not None and target_gmacs is not None:
+        raise click.UsageError("--ratio and --target-gmacs are alternatives: give one")
+    if teacher and not distill:
+        raise click.UsageError("--teacher is the fine-tuning's teacher: it needs --distill")
+    try:
+        cfg = PruneConfig(
+            parent=model,
+            out=out,
+            finetune=_finetune_config(out, **ft),
+            ratio=0.5 if ratio is None and target_gmacs is None else (ratio or 0.0),
+            target_gmacs=target_gmacs or 0.0,
+            rounds=rounds,
+            importance=importance,
+            round_to=round_to,
+            distill=distill,
+            teacher=teacher,
+        )
+        prune(cfg, resume=resume, log=say)
+    except (ValueError, FileNotFoundError, KeyError, RuntimeError, ImportError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@compress.command("distill")
+@click.option("--teacher", required=True, help="Bundled model name or checkpoint with an ab-bins head.")
+@click.option(
+    "--student",
+    "--model",
+    "student",
+    default="unet_s",
+    show_default=True,
+    help="An architecture (from scratch), a bundled model or a checkpoint (fine-tuned).",
+)
+@click.option("--width", type=click.IntRange(4, 256), default=None, help="Student architecture width.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder (model.pt, CARD.md).")
+@click.option("--baseline", is_flag=True, help="Also train the student without the teacher and compare.")
+@_finetune_options
+def compress_distill(teacher, student, width, out, baseline, resume, **ft):
+    """Knowledge distillation of TEACHER's ab-bin distributions into a student."""
+    from compress.distill import DistillConfig, distill
+
+    try:
+        cfg = DistillConfig(
+            teacher=teacher,
+            student=student,
+            out=out,
+            train=_finetune_config(out, **ft),
+            student_args={"width": width} if width else {},
+            baseline=baseline,
+        )
+        distill(cfg, resume=resume, log=say)
+    except (ValueError, FileNotFoundError, KeyError, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from None

@@ -1,0 +1,119 @@
+"""Knowledge distillation: a student learns the teacher's ab-bin distributions through the shared loop.
+
+Teacher and students share the 265 in-gamut ab bins, so the student matches the teacher's per-pixel
+distribution (KL at a temperature, Hinton et al. 2015) besides the supervised loss; the teacher runs
+online, frozen, in every step. ``baseline=True`` also trains the same student without the teacher —
+same data, steps and seed — and scores both on the validation photos, so whether distillation helps
+is measured, not assumed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from benchmarks.profile import count_macs, count_params
+from compress.card import hardware, validation_table, write_card_markdown
+from edge_colorizer.checkpoint import load_model, save_model
+from edge_colorizer.colorizer import DEFAULT_SIZE
+from edge_colorizer.inference import BUNDLED
+from edge_colorizer.models import list_models
+from training.config import TrainConfig
+from training.train import load_teacher, train
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    teacher: str  # bundled name or checkpoint with an ab-bins head
+    student: str  # an architecture (trained from scratch), a bundled name or a checkpoint (fine-tuned)
+    out: str
+    train: TrainConfig  # data, val, steps, lr, kd_weight, kd_temperature, ...
+    student_args: dict = field(default_factory=dict)  # architecture arguments (from-scratch students)
+    baseline: bool = False
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.student_args and self.student not in list_models():
+            raise ValueError("student_args apply to an architecture name, not to a trained model")
+
+
+def _student(cfg: DistillConfig) -> tuple[nn.Module | None, str, dict]:
+    """(initial model or None to build from the config, model name, model args)."""
+    if cfg.student in list_models():
+        return None, cfg.student, {"head": "bins", **cfg.student_args}
+    from edge_colorizer.inference import resolve_model_path
+
+    model = load_model(resolve_model_path(cfg.student))
+    return model, model.model_name, dict(model.model_args)
+
+
+def teacher_cost_ms(teacher: nn.Module, batch: int, size: int, repeats: int = 3) -> float:
+    """Wall time of one online teacher forward on a training batch, in ms (median of ``repeats``)."""
+    x = torch.zeros(batch, 1, size, size)
+    times = []
+    with torch.no_grad():
+        teacher.eval().logits(x)
+        for _ in range(repeats):
+            t = time.perf_counter()
+            teacher.logits(x)
+            times.append((time.perf_counter() - t) * 1000)
+    return sorted(times)[len(times) // 2]
+
+
+def distill(cfg: DistillConfig, resume: bool = False, log=print, stop_after: int | None = None) -> dict:
+    """Train the student with the teacher (and, with ``baseline``, without); returns the card."""
+    out = Path(cfg.out)
+    t0 = time.perf_counter()
+    model, name, args = _student(cfg)
+    size = getattr(model, "input_size", 0) or cfg.train.input_size or DEFAULT_SIZE
+    base = dataclasses.replace(cfg.train, model=name, model_args=args, input_size=size)
+    runs = {"distilled": dataclasses.replace(base, out=str(out), teacher=cfg.teacher)}
+    if cfg.baseline:
+        runs["baseline"] = dataclasses.replace(base, out=str(out / "baseline"), teacher="")
+    results = {}
+    for label, run_cfg in runs.items():
+        log(f"{label}: {name} for {run_cfg.steps} steps{' with teacher ' + cfg.teacher if run_cfg.teacher else ''}")
+        has_state = any(Path(run_cfg.out).glob("state_*.pt"))
+        if (Path(run_cfg.out) / "model.pt").exists() and resume:
+            results[label] = (load_model(Path(run_cfg.out) / "model.pt"), None)
+            continue
+        init = _student(cfg)[0]  # the same starting weights for both runs
+        run = train(run_cfg, resume=resume and has_state, log=log, stop_after=stop_after, model=init)
+        if not run.finished:
+            return {}
+        results[label] = (run.model, run.seconds)
+    teacher = load_teacher(cfg.teacher)
+    student = results["distilled"][0]
+    card = {
+        "title": f"{name} distilled from {cfg.teacher}",
+        "method": f"knowledge distillation: {base.kd_weight} x T^2 KL(teacher || student) at T = "
+        f"{base.kd_temperature} + {1 - base.kd_weight:g} x supervised (CE over ab bins + L1)",
+        "teacher": cfg.teacher,
+        "student": f"{cfg.student} ({name}, {count_params(student) / 1e6:.3f} M params, "
+        f"{count_macs(student, size) / 1e9:.3f} GMACs at {size}x{size})",
+        "data": base.data,
+        "steps": f"{base.steps}, batch {base.batch_size}, crops {base.size}x{base.size}, seed {base.seed}",
+        "teacher forward": f"{teacher_cost_ms(teacher, base.batch_size, base.size):.0f} ms per training batch "
+        f"(online, frozen; {count_macs(teacher, base.size) / 1e9:.2f} GMACs per image)",
+        "wall time": f"{time.perf_counter() - t0:.0f} s (this call)",
+        "hardware": hardware(),
+        **cfg.extra,
+    }
+    for label, (_, seconds) in results.items():
+        if seconds is not None:
+            card[f"{label} run"] = f"{seconds:.0f} s, {seconds / base.steps:.2f} s/step"
+    if base.val:
+        card["validation"] = validation_table(
+            {"teacher": teacher, **{label: m for label, (m, _) in results.items()}}, base.val, size
+        )
+    if BUNDLED.get(cfg.student) is not None or cfg.student not in list_models():
+        card["initialised from"] = cfg.student
+    save_model(student.cpu().eval(), out / "model.pt", input_size=size, card=card)
+    write_card_markdown(card, out)
+    log(f"wrote {out / 'model.pt'}")
+    return card
