@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn as nn
 
-from edge_colorizer.io import default_file_mode
+from edge_colorizer.io import atomic_write
 from edge_colorizer.models import create_model
 from edge_colorizer.models.structure import apply_channel_plan, channel_plan
 
@@ -18,22 +16,10 @@ FORMAT_VERSION = 1
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
-    """Write to a temporary file beside ``path`` and rename it over, so no half-written file is left."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in path.parent.glob(f".{path.name}.*.tmp"):
-        stale.unlink(missing_ok=True)  # left by a writer that was killed (SIGKILL) mid-write
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, default_file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write to a temporary file beside ``path`` and rename it over, so no half-written file is left
+    (a temporary left by a writer killed with SIGKILL is removed by the next save)."""
+    with atomic_write(path) as f:
+        torch.save(obj, f)
 
 
 def model_state(model: nn.Module, half: bool = False, input_size: int | None = None) -> dict[str, Any]:
