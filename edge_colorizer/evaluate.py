@@ -3,6 +3,8 @@ and time them."""
 
 from __future__ import annotations
 
+import json
+import math
 import statistics
 import time
 from collections.abc import Callable
@@ -13,8 +15,8 @@ import numpy as np
 import torch
 
 from edge_colorizer.colorizer import ColorizerModule, GrayBaseline
-from edge_colorizer.inference import colorize_array
-from edge_colorizer.io import find_images, read_image
+from edge_colorizer.inference import ArrayColorizer, as_array_colorizer, is_out_of_memory
+from edge_colorizer.io import DEFAULT_MAX_PIXELS, one_line, read_image, scan_inputs, shown, write_image
 from edge_colorizer.metrics import colorfulness, psnr
 
 
@@ -39,44 +41,95 @@ def _fit(rgb: np.ndarray, max_side: int | None) -> np.ndarray:
 
     img = Image.fromarray(rgb)
     scale = max_side / max(img.size)
-    return np.asarray(img.resize((round(img.width * scale), round(img.height * scale)), Image.LANCZOS))
+    return np.asarray(img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.LANCZOS))
+
+
+# AlexNet's LPIPS pools its input down five times: below 31 px on the short side a feature map is
+# empty (measured: 30 px fails, 31 px works)
+LPIPS_MIN_SIDE = 31
+
+
+def _is_gray(rgb: np.ndarray) -> bool:
+    return bool((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all())
+
+
+def _scored(
+    colorizers: dict[str, ArrayColorizer], truth: np.ndarray, lpips: torch.nn.Module | None
+) -> dict[str, tuple[float, float, float]]:
+    """(PSNR, colorfulness, LPIPS) of each colorizer's prediction from ``truth``'s luminance."""
+    if lpips is not None:
+        from edge_colorizer.metrics.lpips import to_lpips_input
+    rows = {}
+    for name, colorize in colorizers.items():
+        pred = colorize(truth)
+        dist = float("nan")
+        if lpips is not None:
+            with torch.inference_mode():
+                dist = float(lpips(to_lpips_input(pred), to_lpips_input(truth)))
+        rows[name] = (psnr(pred, truth), colorfulness(pred), dist)
+    return rows
 
 
 def evaluate(
-    colorizers: dict[str, ColorizerModule],
+    colorizers: dict[str, ColorizerModule | ArrayColorizer],
     data: str | Path,
     max_side: int | None = 512,
     include_gray: bool = True,
     progress: Callable[[Path], None] | None = None,
     lpips: torch.nn.Module | None = None,
+    on_skip: Callable[[str], None] | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> list[EvalResult]:
     """Colorize each photo's luminance with every colorizer and compare with the photo itself.
 
     ``lpips`` is an :class:`edge_colorizer.metrics.lpips.LPIPS` network; without it the LPIPS column
-    is left out (None).
+    is left out (None). A photo that cannot be scored is left out of every mean and reported in one
+    line to ``on_skip``: unreadable, over ``max_pixels``, out of memory, gray (R = G = B: there is no
+    colour to compare with, and PSNR would be infinite), or under 31 px on the short side with LPIPS.
+    Raises ValueError (one line) when no photo is left.
     """
-    if lpips is not None:
-        from edge_colorizer.metrics.lpips import to_lpips_input
+    on_skip = on_skip or (lambda message: None)
+    size = next((c.size for c in colorizers.values() if isinstance(c, ColorizerModule)), 256)
+    runs = {name: as_array_colorizer(c) for name, c in colorizers.items()}
     if include_gray:
-        size = next(iter(colorizers.values())).size if colorizers else 256
-        colorizers = {"gray (ab = 0)": ColorizerModule(GrayBaseline(), size=size).eval(), **colorizers}
-    scores: dict[str, list[tuple[float, float, float]]] = {name: [] for name in colorizers}
+        runs = {"gray (ab = 0)": as_array_colorizer(ColorizerModule(GrayBaseline(), size=size).eval()), **runs}
+    scores: dict[str, list[tuple[float, float, float]]] = {name: [] for name in runs}
     truth_cf: list[float] = []
-    for path in find_images([str(data)]):
-        truth = _fit(read_image(path).rgb, max_side)
-        truth_cf.append(colorfulness(truth))
-        for name, colorizer in colorizers.items():
-            pred = colorize_array(colorizer, truth)
-            dist = float("nan")
-            if lpips is not None:
-                with torch.inference_mode():
-                    dist = float(lpips(to_lpips_input(pred), to_lpips_input(truth)))
-            scores[name].append((psnr(pred, truth), colorfulness(pred), dist))
-        if progress:
-            progress(path)
+    scan = scan_inputs([str(data)])
+    for problem in scan.problems:
+        if problem.kind != "empty":
+            on_skip(str(problem))
+    for found in scan.images:
+        path, name = found.path, shown(found.path)
+        try:
+            truth = _fit(read_image(path, max_pixels=max_pixels).rgb, max_side)
+            if _is_gray(truth):
+                raise ValueError(f"{name}: a gray photo (R = G = B), no colour to score a colorizer against")
+            if lpips is not None and min(truth.shape[:2]) < LPIPS_MIN_SIDE:
+                raise ValueError(
+                    f"{name}: {truth.shape[1]}x{truth.shape[0]} px (after --max-side) is too small for LPIPS "
+                    f"(needs {LPIPS_MIN_SIDE} px on the short side; --no-lpips scores it)"
+                )
+            rows = _scored(runs, truth, lpips)
+            cf = colorfulness(truth)
+        except Exception as exc:  # one photo never ends the run
+            if is_out_of_memory(exc):
+                on_skip(f"{name}: out of memory; skipped")
+            elif isinstance(exc, ValueError) and str(exc).startswith(name + ":"):
+                on_skip(str(exc))
+            else:
+                on_skip(f"{name}: failed ({one_line(exc)})")
+            continue
+        finally:
+            truth = None
+            if progress:
+                progress(path)
+        truth_cf.append(cf)
+        for model, row in rows.items():
+            scores[model].append(row)
     if not truth_cf:
-        raise ValueError(f"{data}: no images to evaluate")
-    cf_truth = float(np.mean(truth_cf))
+        raise ValueError(f"{shown(data)}: no photos to evaluate")
+    cf_truth = float(np.mean(truth_cf))  # > 0: gray photos were left out
     results = []
     for name, rows in scores.items():
         p, cf, dist = np.mean(rows, axis=0)
@@ -85,28 +138,49 @@ def evaluate(
     return results
 
 
+def _finite(value):
+    return value if not isinstance(value, float) or math.isfinite(value) else None
+
+
+def results_json(results: list[EvalResult], timing: dict | None = None, skipped: list[str] | None = None) -> str:
+    """The results as strict JSON: a value that is not a finite number is written ``null``, never NaN."""
+    quality = [{k: _finite(v) for k, v in r.as_dict().items()} for r in results]
+    doc = {"quality": quality, "timing": timing or {}, "skipped": skipped or []}
+    return json.dumps(doc, indent=1, allow_nan=False)
+
+
 def comparison_grid(
-    colorizers: dict[str, ColorizerModule], data: str | Path, path: str | Path, n: int = 6, height: int = 180
+    colorizers: dict[str, ColorizerModule | ArrayColorizer],
+    data: str | Path,
+    path: str | Path,
+    n: int = 6,
+    height: int = 180,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> Path:
-    """PNG with one row per photo (the first ``n`` of ``data``): gray | each colorizer | ground truth."""
+    """PNG with one row per photo (the first ``n`` readable ones of ``data``): gray | each colorizer |
+    ground truth. Photos that cannot be read are passed over (``evaluate`` reports them)."""
     from PIL import Image
 
     rows = []
-    gray = ColorizerModule(GrayBaseline(), size=256).eval()
-    for image_path in find_images([str(data)])[:n]:
-        img = Image.fromarray(read_image(image_path).rgb)
+    gray = as_array_colorizer(ColorizerModule(GrayBaseline(), size=256).eval())
+    runs = [as_array_colorizer(c) for c in colorizers.values()]
+    for found in scan_inputs([str(data)]).images:
+        if len(rows) == n:
+            break
+        try:
+            img = Image.fromarray(read_image(found.path, max_pixels=max_pixels).rgb)
+        except (ValueError, MemoryError):
+            continue
         img = img.resize((max(1, round(img.width * height / img.height)), height), Image.LANCZOS)
         truth = np.asarray(img)
-        panels = [colorize_array(gray, truth)] + [colorize_array(c, truth) for c in colorizers.values()] + [truth]
+        panels = [gray(truth)] + [run(truth) for run in runs] + [truth]
         gap = np.full((height, 4, 3), 255, np.uint8)
         row = [p for panel in panels for p in (panel, gap)][:-1]
         rows.append(np.concatenate(row, axis=1))
     if not rows:
-        raise ValueError(f"{data}: no images for the grid")
+        raise ValueError(f"{shown(data)}: no images for the grid")
     width = max(r.shape[1] for r in rows)
     rows = [np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
-    from edge_colorizer.io import write_image
-
     return write_image(path, np.concatenate(rows, axis=0))
 
 

@@ -64,11 +64,56 @@ def test_refuses_to_overwrite_inputs(tmp_path, inputs, tiny_ckpt):
     assert (inputs / "cat.jpg").read_bytes() == before
 
 
-def test_unknown_model_and_missing_input(tmp_path, inputs):
+def test_unknown_model_and_missing_input(tmp_path, inputs, tiny_ckpt):
     result = run("colorize", inputs, "--out", tmp_path / "o", "--model", "no-such-model")
     assert result.exit_code != 0 and "neither a bundled model" in result.output
-    result = run("colorize", tmp_path / "missing.png", "--out", tmp_path / "o")
-    assert result.exit_code != 0 and "missing.png: no such file" in result.output
+    # a missing path is one line; the other inputs are still colorized
+    result = run(
+        "colorize", tmp_path / "missing.png", inputs / "cat.jpg", "--out", tmp_path / "o", "--model", tiny_ckpt
+    )
+    assert (
+        result.exit_code == 1 and "missing.png: no such file" in result.output and "wrote 1 image(s)" in result.output
+    )
+
+
+def _forged(tmp_path, tiny_ckpt, **changes):
+    import torch
+
+    ckpt = torch.load(tiny_ckpt, weights_only=True)
+    ckpt.update(changes)
+    path = tmp_path / "forged.pt"
+    torch.save(ckpt, path)
+    return path
+
+
+class Smuggled:
+    """A class a weights-only load refuses (what a malicious pickle would carry)."""
+
+
+@pytest.mark.parametrize(
+    "forge, words",
+    [
+        (lambda c: {"model_args": {"width": 2048}}, "weight stem.body.0.weight has shape"),
+        (lambda c: {"model_args": {"width": 8, "colour": 3}}, "cannot rebuild model 'unet_s'"),
+        (lambda c: {"model_name": "unet_xl"}, "cannot rebuild model 'unet_xl'"),
+        (lambda c: {"state_dict": {k + "_renamed": v for k, v in c["state_dict"].items()}}, "weights do not match"),
+        (lambda c: {"pickle": Smuggled()}, "not a readable checkpoint"),
+    ],
+)
+def test_forged_checkpoints_are_one_line_through_the_cli(tmp_path, inputs, tiny_ckpt, forge, words):
+    import torch
+
+    path = _forged(tmp_path, tiny_ckpt, **forge(torch.load(tiny_ckpt, weights_only=True)))
+    result = CliRunner().invoke(main, ["colorize", str(inputs), "--out", str(tmp_path / "o"), "--model", str(path)])
+    assert result.exit_code == 1 and result.exception is None or isinstance(result.exception, SystemExit)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"Error: {path}: ") and words in lines[0], result.stderr
+    assert not (tmp_path / "o").exists()  # refused before any image
+
+
+def test_missing_checkpoint_is_one_line(tmp_path, inputs):
+    result = run("colorize", inputs, "--out", tmp_path / "o", "--model", tmp_path / "nothere.pt")
+    assert result.exit_code == 1 and result.stderr.strip() == f"Error: {tmp_path / 'nothere.pt'}: checkpoint not found"
 
 
 def test_cuda_without_gpu_is_a_clear_error(tmp_path, inputs, tiny_ckpt):
@@ -85,6 +130,7 @@ def test_models_lists_registry():
     assert result.exit_code == 0 and "unet_s" in result.output and "patchgan" in result.output
 
 
+@pytest.mark.slow  # --time runs the full-resolution path on 1080p images
 def test_evaluate_prints_gray_floor_and_timings(tmp_path, real_photos, tiny_ckpt):
     import json
 
@@ -125,5 +171,5 @@ def test_same_name_from_two_folders_is_not_overwritten(tmp_path, real_photos, ti
     result = run(
         "colorize", tmp_path / "a" / "x.png", tmp_path / "b" / "x.png", "--out", out, "--model", tiny_ckpt, "--size", 32
     )
-    assert result.exit_code == 1 and "already written by another input" in result.output
+    assert result.exit_code == 1 and f"is already written from {tmp_path / 'a' / 'x.png'} (same name)" in result.output
     assert [p.name for p in out.iterdir()] == ["x.png"]

@@ -28,6 +28,7 @@ def test_timing_reports_percentiles():
     assert 0 < t["p50_ms"] <= t["p95_ms"] and t["height"] == 40 and t["threads"] >= 1
 
 
+@pytest.mark.slow  # LPIPS at full resolution on three photos
 def test_lpips_column_is_the_mean_distance_to_the_truth(folder, real_photos):
     from edge_colorizer.inference import colorize_array
     from edge_colorizer.metrics.lpips import LPIPS, to_lpips_input
@@ -42,3 +43,19 @@ def test_lpips_column_is_the_mean_distance_to_the_truth(folder, real_photos):
     assert results["gray (ab = 0)"].lpips == pytest.approx(sum(expected) / 3, rel=1e-5)
     assert 0.0 < results["tiny"].lpips < 1.0
     assert evaluate({}, folder, max_side=64)[0].lpips is None  # not asked for
+
+
+def test_results_json_is_strict_and_skips_are_reported(folder, tmp_path):
+    import json
+
+    from edge_colorizer.evaluate import EvalResult, results_json
+
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnope")
+    skipped = []
+    net = create_model("unet_s", width=8).eval()
+    results = evaluate({"tiny": ColorizerModule(net, size=32)}, folder, max_side=64, on_skip=skipped.append)
+    assert [r.images for r in results] == [3, 3] and len(skipped) == 1 and "broken.png: not an image" in skipped[0]
+    odd = EvalResult("x", 1, float("inf"), 0.0, 0.0, float("nan"), None)
+    doc = json.loads(results_json([odd], {}, skipped), parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
+    assert doc["quality"][0]["psnr_db"] is None and doc["quality"][0]["colorfulness_ratio"] is None
+    assert doc["skipped"] == skipped

@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -102,3 +104,187 @@ def test_written_files_get_ordinary_permissions(tmp_path, rgb):
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "o.png").stat().st_mode) == 0o644
+
+
+# ---- hardening (issue 11) ------------------------------------------------------------------------
+
+
+def test_names_are_shown_escaped():
+    from edge_colorizer.io import shown
+
+    assert shown("a\x1b[31mb\nc\td") == "a\\x1b[31mb\\nc\\td"
+    assert shown(os.fsdecode(b"caf\xe9.png")) == "caf\\xe9.png"  # not UTF-8
+    assert shown("evil\u202egnp.exe") == "evil\\u202egnp.exe"  # a bidi override
+    assert shown("café [1].png") == "café [1].png"
+
+
+def test_temporary_names_are_recognisable_and_short(tmp_path):
+    from edge_colorizer.io import is_temporary, temporary_name
+
+    for name in ("x.png", "n" * 251 + ".png", "é" * 120 + ".png"):
+        tmp = temporary_name(tmp_path / name)
+        assert len(os.fsencode(tmp)) <= 255 and tmp.startswith(".") and tmp.endswith(".tmp")
+        assert is_temporary(tmp) and f"edge-colorizer-{os.getpid()}-" in tmp
+    assert not is_temporary("x.png") and not is_temporary(".x.png.abc123.tmp")
+
+
+def test_atomic_write_leaves_nothing_on_any_exception(tmp_path):
+    from edge_colorizer.io import atomic_write
+
+    (tmp_path / "keep.bin").write_bytes(b"old")
+    for exc in (RuntimeError("disk"), KeyboardInterrupt(), SystemExit(143)):
+        with pytest.raises(type(exc)):
+            with atomic_write(tmp_path / "keep.bin") as f:
+                f.write(b"half")
+                raise exc
+    assert os.listdir(tmp_path) == ["keep.bin"] and (tmp_path / "keep.bin").read_bytes() == b"old"
+
+
+def test_stale_temporaries_are_swept_live_ones_kept(tmp_path):
+    import subprocess
+    import sys
+
+    from edge_colorizer.io import sweep_temporaries, write_image
+
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True).stdout)
+    (tmp_path / "d").mkdir()
+    stale = tmp_path / "d" / f".a.png.edge-colorizer-{dead}-00ff.tmp"
+    live = tmp_path / f".b.png.edge-colorizer-{os.getpid()}-00ff.tmp"
+    other = tmp_path / ".notes.tmp"  # not ours: never touched
+    for p in (stale, live, other):
+        p.write_bytes(b"x")
+    assert sweep_temporaries(tmp_path) == [stale]
+    assert live.exists() and other.exists()
+    # the per-target sweep of a single write (checkpoints) also removes the names older versions wrote
+    (tmp_path / ".c.png.k2j4_x9q.tmp").write_bytes(b"x")
+    write_image(tmp_path / "c.png", np.zeros((2, 2, 3), np.uint8))
+    assert not (tmp_path / ".c.png.k2j4_x9q.tmp").exists()
+
+
+def test_scan_reports_what_yields_nothing_and_skips_hidden_and_output(tmp_path, rgb):
+    from edge_colorizer.io import scan_inputs
+
+    (tmp_path / "in" / "out").mkdir(parents=True)
+    (tmp_path / "empty").mkdir()
+    for p in ("in/a.png", "in/._a.png", "in/.b.png", "in/out/c.png", "in/notes.txt"):
+        Image.fromarray(rgb).save(tmp_path / p, format="PNG")
+    (tmp_path / "in" / "loop").symlink_to(tmp_path / "in", target_is_directory=True)
+    (tmp_path / "in" / "dangling.png").symlink_to(tmp_path / "nowhere.png")
+    scan = scan_inputs(
+        [
+            tmp_path / "in",
+            tmp_path / "empty",
+            tmp_path / "nope.png",
+            str(tmp_path / "z*.png"),
+            tmp_path / "in/notes.txt",
+        ],
+        exclude=[tmp_path / "in" / "out"],
+    )
+    assert [f.path.relative_to(tmp_path).as_posix() for f in scan.images] == ["in/a.png"]
+    assert [(p.kind, p.reason.split(" (")[0]) for p in scan.problems] == [
+        ("unreadable", "broken link"),
+        ("empty", "no images in this folder"),
+        ("missing", "no such file or folder"),
+        ("missing", "no file matches this pattern"),
+        ("unsupported", "unsupported file type .txt"),
+    ]
+    with pytest.raises(FileNotFoundError):
+        find_images([tmp_path / "nope.png"])
+    assert find_images([tmp_path / "empty"]) == []
+
+
+def test_float_images_range_is_read_from_the_data(tmp_path):
+    for top, scale in ((1.0, 255.0), (255.0, 1.0), (65535.0, 255.0 / 65535.0)):
+        f = (np.linspace(0, top, 100, dtype=np.float32)).reshape(10, 10)
+        f[0, 0] = np.nan  # NaN becomes black, not undefined
+        Image.fromarray(f, "F").save(tmp_path / "f.tif")
+        got = read_image(tmp_path / "f.tif").rgb[..., 0].astype(float)
+        want = np.clip(np.round(np.nan_to_num(f) * scale), 0, 255)
+        assert np.abs(got - want).max() <= 1 and got[0, 0] == 0
+    Image.fromarray(np.full((4, 4), 1e6, np.float32), "F").save(tmp_path / "huge.tif")
+    with pytest.raises(ValueError, match="floating-point pixels up to 1e"):
+        read_image(tmp_path / "huge.tif")
+
+
+def test_pixel_limit_is_checked_before_decoding_without_pillow_warnings(tmp_path):
+    import warnings
+
+    from tests.hostile.corpus import big_gray_png
+
+    big_gray_png(tmp_path / "big.png", 10000, 10000, valid=False)  # the header says 100 megapixels
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=r"too large \(10000x10000 = 100.0 megapixels; the limit is 50 megapixels"):
+            read_image(tmp_path / "big.png")
+        with pytest.raises(ValueError, match="cannot decode"):  # past the limit, the decoder meets the bad data
+            read_image(tmp_path / "big.png", max_pixels=10**9)
+
+
+def test_random_exif_corruptions_never_escape_as_anything_but_one_line(tmp_path, rgb):
+    import random
+
+    exif = Image.Exif()
+    exif.update({0x0112: 6, 0x011A: 72.0, 0x011B: 72.0, 0x0128: 2, 0x0131: "x", 0x0132: "2020:01:01 00:00:00"})
+    raw = exif.tobytes()
+    rng = random.Random(0)
+    outcomes = {"ok": 0, "refused": 0}
+    for i in range(300):
+        mutated = bytearray(raw)
+        for _ in range(2):
+            mutated[rng.randrange(8, len(mutated))] = rng.randrange(256)
+        path = tmp_path / f"{i}.jpg"
+        try:
+            Image.fromarray(rgb).save(path, "JPEG", exif=bytes(mutated))
+        except Exception:
+            continue  # Pillow would not even write it
+        try:
+            img = read_image(path)
+            assert img.rgb.shape in ((20, 30, 3), (30, 20, 3))
+            outcomes["ok"] += 1
+        except ValueError as exc:
+            assert str(exc).startswith(str(path)) and "\n" not in str(exc)
+            outcomes["refused"] += 1
+    assert outcomes["ok"] > 200
+
+
+def test_orientation_matches_pillow_for_all_eight(tmp_path, rgb):
+    from PIL import ImageOps
+
+    for orientation in range(1, 9):
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        Image.fromarray(rgb).save(tmp_path / "o.png", exif=exif)
+        with Image.open(tmp_path / "o.png") as im:
+            expected = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
+        assert np.array_equal(read_image(tmp_path / "o.png").rgb, expected), orientation
+
+
+def test_check_writable_file(tmp_path):
+    from edge_colorizer.io import check_writable_file
+
+    (tmp_path / "f").write_text("x")
+    check_writable_file(tmp_path / "new" / "deeper" / "r.json")  # missing folders are created later
+    for path, words in [(tmp_path / "f" / "r.json", "is not a folder"), (tmp_path, "is a folder")]:
+        with pytest.raises(ValueError, match=words):
+            check_writable_file(path)
+    with pytest.raises(ValueError, match="unsupported output format"):
+        check_writable_file(tmp_path / "g.gif", (".png",))
+
+
+def test_colorize_files_takes_any_array_function_and_refuses_gif_before_colorizing(tmp_path, rgb):
+    from edge_colorizer.inference import colorize_files
+
+    Image.fromarray(rgb).save(tmp_path / "a.png")
+    Image.fromarray(rgb).save(tmp_path / "b.gif")
+    seen = []
+
+    def swap_channels(x):  # what an ONNX or INT8 runner would be wrapped as
+        seen.append(x.shape)
+        return np.ascontiguousarray(x[..., ::-1])
+
+    errors = []
+    report = colorize_files(
+        [tmp_path / "a.png", tmp_path / "b.gif"], tmp_path / "o", swap_channels, on_error=errors.append
+    )
+    assert seen == [(20, 30, 3)] and len(report.written) == 1 and len(errors) == 1 and "b.gif: unsupported" in errors[0]
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "o" / "a.png")), rgb[..., ::-1])

@@ -1,10 +1,16 @@
-"""What every command shares: the stderr console, the progress bar, options defined once."""
+"""What every command shares: the stderr console, the progress bar, options defined once, signals."""
 
 from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from edge_colorizer.io import DEFAULT_MAX_PIXELS
 
 err = Console(stderr=True)
 
@@ -15,6 +21,7 @@ def say(message: str) -> None:
 
 
 def progress_bar() -> Progress:
+    """A bar on a terminal; nothing at all when stderr is a file or a pipe (logs get only the lines)."""
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -22,11 +29,36 @@ def progress_bar() -> Progress:
         TimeElapsedColumn(),
         console=err,
         transient=True,
+        disable=not err.is_terminal,
     )
 
 
+def _multiple_of_8(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
+    if value is not None and value % 8:
+        raise click.BadParameter(f"{value} is not a multiple of 8")
+    return value
+
+
 def size_option(help_text: str = "Network input size (L is resized to it); default: the size stored with the model."):
-    return click.option("--size", type=click.IntRange(16, 2048), default=None, help=help_text)
+    # the network halves its input three times; above 1024 (what training allows) memory grows past
+    # gigabytes for no gain
+    return click.option(
+        "--size",
+        type=click.IntRange(16, 1024),
+        default=None,
+        callback=_multiple_of_8,
+        help=f"{help_text} 16-1024, a multiple of 8.",
+    )
+
+
+def max_pixels_option():
+    return click.option(
+        "--max-pixels",
+        type=click.IntRange(1),
+        default=DEFAULT_MAX_PIXELS,
+        show_default=True,
+        help="Refuse larger images (checked before decoding); memory is about 100 bytes per pixel.",
+    )
 
 
 def threads_option(default: int = 0):
@@ -36,3 +68,54 @@ def threads_option(default: int = 0):
 
 
 device_option = click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+
+
+class Stopped(BaseException):
+    """The command was stopped by a signal (SIGTERM, SIGHUP) or Ctrl-C; ``code`` is 128 + the signal."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.name = signal.Signals(signum).name
+        self.code = 128 + signum
+
+
+@contextmanager
+def stop_cleanly() -> Iterator[None]:
+    """SIGTERM, SIGHUP and Ctrl-C stop the command by an exception in the main thread, so every
+    ``finally`` runs (an unfinished output's temporary is removed); then one line and exit 128 + signal.
+
+    Python's default for SIGTERM is to die on the spot, which is what left temporaries behind.
+    """
+
+    def handler(signum, frame):
+        raise Stopped(signum)
+
+    previous = {}
+    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None), signal.SIGINT):
+        if sig is None:
+            continue
+        try:
+            previous[sig] = signal.signal(sig, handler)
+        except ValueError:  # not the main thread (an embedding application): leave signals alone
+            pass
+    try:
+        yield
+    except Stopped as stop:
+        say(f"stopped by {stop.name}; unfinished outputs were removed")
+        raise SystemExit(stop.code) from None
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+@contextmanager
+def no_traceback(what: str) -> Iterator[None]:
+    """An unexpected exception ends the command as one line (exit 1), never as a traceback."""
+    try:
+        yield
+    except (click.ClickException, click.Abort, click.exceptions.Exit, SystemExit, Stopped):
+        raise
+    except Exception as exc:
+        from edge_colorizer.io import one_line
+
+        raise click.ClickException(f"{what} failed unexpectedly ({one_line(exc)})") from None

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import click
 
 from edge_colorizer.cli import main
-from edge_colorizer.cli.common import device_option, progress_bar, say, size_option
+from edge_colorizer.cli.common import (
+    device_option,
+    max_pixels_option,
+    no_traceback,
+    progress_bar,
+    say,
+    size_option,
+    stop_cleanly,
+)
+from edge_colorizer.io import shown
 
 
 @main.command()
@@ -19,27 +27,39 @@ from edge_colorizer.cli.common import device_option, progress_bar, say, size_opt
 @size_option()
 @device_option
 @click.option("--side-by-side", is_flag=True, help="Write a gray|colour PNG grid instead of the colour image.")
-def colorize(paths, out_dir, model, size, device, side_by_side) -> None:
-    """Colorize images (files, folders, globs) into OUT."""
-    from edge_colorizer.inference import colorize_files, find_images, load_colorizer
+@max_pixels_option()
+def colorize(paths, out_dir, model, size, device, side_by_side, max_pixels) -> None:
+    """Colorize images (files, folders, globs) into OUT.
 
-    try:
-        total = len(find_images(paths))
-        colorizer = load_colorizer(model, size=size, device=device)
-    except (ValueError, FileNotFoundError, KeyError) as exc:
-        raise click.ClickException(str(exc)) from None
-    with progress_bar() as progress:
-        task = progress.add_task("colorize", total=total)
-        report = colorize_files(
-            paths,
-            out_dir,
-            colorizer,
-            side_by_side=side_by_side,
-            on_error=lambda m: say(f"error: {m}"),
-            progress=lambda _: progress.advance(task),
-        )
+    Each input that cannot be colorized gets one line on stderr and the others go on; the exit code
+    is then 1. See "Promises" in the README for what happens to each kind of input.
+    """
+    from edge_colorizer.inference import colorize_files, load_colorizer
+
+    with stop_cleanly(), no_traceback("colorize"):
+        try:
+            colorizer = load_colorizer(model, size=size, device=device)
+        except (ValueError, FileNotFoundError, KeyError) as exc:
+            raise click.ClickException(shown(str(exc))) from None
+        with progress_bar() as progress:
+            task = progress.add_task("colorize", total=None)
+            try:
+                report = colorize_files(
+                    paths,
+                    out_dir,
+                    colorizer,
+                    side_by_side=side_by_side,
+                    on_error=lambda m: say(f"error: {m}"),
+                    progress=lambda _: progress.advance(task),
+                    max_pixels=max_pixels,
+                    on_total=lambda n: progress.update(task, total=n),
+                )
+            except ValueError as exc:  # the output folder cannot be used at all
+                raise click.ClickException(str(exc)) from None
+    if report.swept:
+        say(f"removed {len(report.swept)} unfinished temporary file(s) left in {shown(out_dir)} by an interrupted run")
     click.echo(
-        f"wrote {len(report.written)} image(s) to {Path(out_dir).resolve()} "
+        f"wrote {len(report.written)} image(s) to {shown(Path(out_dir).resolve())} "
         f"in {report.seconds:.1f} s; {len(report.failed)} failed"
     )
     if report.failed:
@@ -55,46 +75,92 @@ def colorize(paths, out_dir, model, size, device, side_by_side) -> None:
 @click.option("--time", "timing", is_flag=True, help="Also time each model on one 256x256 and one 1080p image.")
 @click.option("--grid", type=click.Path(dir_okay=False), help="Write a PNG: gray | each model | truth, 6 photos.")
 @click.option("--lpips/--no-lpips", "with_lpips", default=True, show_default=True, help="Also LPIPS (AlexNet).")
-def evaluate_cmd(data, models, size, max_side, json_path, timing, grid, with_lpips) -> None:
-    """PSNR, LPIPS and colorfulness of models vs ground truth and the gray baseline."""
+@max_pixels_option()
+def evaluate_cmd(data, models, size, max_side, json_path, timing, grid, with_lpips, max_pixels) -> None:
+    """PSNR, LPIPS and colorfulness of models vs ground truth and the gray baseline.
+
+    A photo that cannot be scored (unreadable, gray, too small for LPIPS) gets one line and is left
+    out of the means; the exit code is then 1.
+    """
     from edge_colorizer.evaluate import evaluate
     from edge_colorizer.inference import load_colorizer
+    from edge_colorizer.io import IMAGE_SUFFIXES, check_writable_file, write_bytes_atomic
 
-    try:
-        colorizers = {m: load_colorizer(m, size=size) for m in models}
-        lpips = None
-        if with_lpips:
-            from edge_colorizer.metrics.lpips import LPIPS
+    with stop_cleanly(), no_traceback("evaluate"):
+        try:
+            # what is written at the end is checked first: a long run is never lost to a bad path
+            if json_path:
+                check_writable_file(json_path)
+            if grid:
+                check_writable_file(grid, IMAGE_SUFFIXES)
+            colorizers = {m: load_colorizer(m, size=size) for m in models}
+            lpips = None
+            if with_lpips:
+                from edge_colorizer.metrics.lpips import LPIPS
 
-            lpips = LPIPS("alex")
-    except (ValueError, FileNotFoundError, ImportError) as exc:
-        raise click.ClickException(str(exc)) from None
-    with progress_bar() as progress:
-        task = progress.add_task("evaluate", total=None)
-        results = evaluate(colorizers, data, max_side=max_side, progress=lambda _: progress.advance(task), lpips=lpips)
-    click.echo("| model | images | PSNR dB | LPIPS | CF | CF truth | CF ratio |\n|---|---|---|---|---|---|---|")
-    for r in results:
-        lp = f"{r.lpips:.4f}" if r.lpips is not None else "–"
-        click.echo(
-            f"| {r.name} | {r.images} | {r.psnr_db:.2f} | {lp} | {r.colorfulness:.1f} | {r.colorfulness_truth:.1f} "
-            f"| {r.colorfulness_ratio:.2f} |"
-        )
-    times = {}
-    if timing:
-        from edge_colorizer.evaluate import time_colorizer
+                lpips = LPIPS("alex")
+        except (ValueError, FileNotFoundError, ImportError) as exc:
+            raise click.ClickException(shown(str(exc))) from None
+        skipped: list[str] = []
 
-        click.echo("\n| model | input | threads | p50 ms | p95 ms |\n|---|---|---|---|---|")
-        for name, colorizer in colorizers.items():
-            for h, w in ((256, 256), (1080, 1920)):
-                t = time_colorizer(colorizer, h, w)
-                times.setdefault(name, []).append(t)
-                click.echo(f"| {name} | {h}x{w} | {t['threads']} | {t['p50_ms']:.1f} | {t['p95_ms']:.1f} |")
-    if grid:
-        from edge_colorizer.evaluate import comparison_grid
+        def skip(message: str) -> None:
+            skipped.append(message)
+            say(f"error: {message}")
 
-        click.echo(f"\nwrote {comparison_grid(colorizers, data, grid)} (columns: gray, {', '.join(models)}, truth)")
-    if json_path:
-        Path(json_path).write_text(json.dumps({"quality": [r.as_dict() for r in results], "timing": times}, indent=1))
+        with progress_bar() as progress:
+            task = progress.add_task("evaluate", total=None)
+            try:
+                results = evaluate(
+                    colorizers,
+                    data,
+                    max_side=max_side,
+                    progress=lambda _: progress.advance(task),
+                    lpips=lpips,
+                    on_skip=skip,
+                    max_pixels=max_pixels,
+                )
+            except ValueError as exc:  # nothing left to score
+                raise click.ClickException(str(exc)) from None
+        click.echo("| model | images | PSNR dB | LPIPS | CF | CF truth | CF ratio |\n|---|---|---|---|---|---|---|")
+        for r in results:
+            lp = f"{r.lpips:.4f}" if r.lpips is not None else "–"
+            click.echo(
+                f"| {shown(r.name)} | {r.images} | {r.psnr_db:.2f} | {lp} | {r.colorfulness:.1f} "
+                f"| {r.colorfulness_truth:.1f} | {r.colorfulness_ratio:.2f} |"
+            )
+        times = {}
+        if timing:
+            from edge_colorizer.evaluate import time_colorizer
+
+            click.echo("\n| model | input | threads | p50 ms | p95 ms |\n|---|---|---|---|---|")
+            for name, colorizer in colorizers.items():
+                for h, w in ((256, 256), (1080, 1920)):
+                    t = time_colorizer(colorizer, h, w)
+                    times.setdefault(name, []).append(t)
+                    click.echo(f"| {shown(name)} | {h}x{w} | {t['threads']} | {t['p50_ms']:.1f} | {t['p95_ms']:.1f} |")
+        if grid:
+            from edge_colorizer.evaluate import comparison_grid
+
+            try:
+                written = comparison_grid(colorizers, data, grid, max_pixels=max_pixels)
+            except (ValueError, OSError) as exc:
+                raise click.ClickException(_cannot_write(grid, exc)) from None
+            click.echo(f"\nwrote {shown(written)} (columns: gray, {', '.join(map(shown, models))}, truth)")
+        if json_path:
+            from edge_colorizer.evaluate import results_json
+
+            try:
+                write_bytes_atomic(json_path, results_json(results, times, skipped).encode())
+            except OSError as exc:
+                raise click.ClickException(_cannot_write(json_path, exc)) from None
+    if skipped:
+        sys.exit(1)
+
+
+def _cannot_write(path: str, exc: Exception) -> str:
+    if isinstance(exc, OSError):
+        return f"{shown(path)}: cannot write ({exc.strerror or exc})"
+    return str(exc)
 
 
 @main.command("models")
