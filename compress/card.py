@@ -13,6 +13,8 @@ from typing import Any
 
 import torch
 
+from edge_colorizer.io import write_bytes_atomic
+
 
 def hardware() -> str:
     cpu = platform.processor() or platform.machine()
@@ -54,5 +56,5 @@ def card_markdown(card: dict[str, Any]) -> str:
 
 def write_card_markdown(card: dict[str, Any], folder: str | Path) -> Path:
     path = Path(folder) / "CARD.md"
-    path.write_text(card_markdown(card))
+    write_bytes_atomic(path, card_markdown(card).encode())
     return path

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from edge_colorizer.io import atomic_write
+from edge_colorizer.io import atomic_write, one_line
 from edge_colorizer.models import create_model
 from edge_colorizer.models.structure import apply_channel_plan, channel_plan
 
@@ -52,12 +52,6 @@ def save_model(model: nn.Module, path: str | Path, half: bool = False, **extra: 
     atomic_torch_save({**model_state(model, half=half, input_size=extra.pop("input_size", None)), **extra}, path)
 
 
-def _one_line(exc: BaseException) -> str:
-    """Torch's multi-paragraph messages (weights_only refusals) as one line."""
-    text = " ".join(str(exc).split())
-    return f"{exc.__class__.__name__}: {text[:300]}{'...' if len(text) > 300 else ''}"
-
-
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
@@ -65,7 +59,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for corrupt files and refused pickles
-        raise ValueError(f"{path}: not a readable checkpoint ({_one_line(exc)})") from None
+        raise ValueError(f"{path}: not a readable checkpoint ({one_line(exc)})") from None
     if not isinstance(ckpt, dict) or "model_name" not in ckpt or "state_dict" not in ckpt:
         raise ValueError(f"{path}: not an edge-colorizer checkpoint (no model_name/state_dict)")
     return ckpt
@@ -90,7 +84,7 @@ def _build(ckpt: dict[str, Any], where: str) -> nn.Module:
             if plan is not None:
                 apply_channel_plan(skeleton, plan)
     except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"{where}: cannot rebuild model {name!r} from its arguments ({_one_line(exc)})") from None
+        raise ValueError(f"{where}: cannot rebuild model {name!r} from its arguments ({one_line(exc)})") from None
     expected = skeleton.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))

@@ -198,3 +198,58 @@ def compress_distill(teacher, student, width, out, baseline, resume, **ft):
         distill(cfg, resume=resume, log=say)
     except (ValueError, FileNotFoundError, KeyError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from None
+
+
+@compress.command("quantize")
+@click.option("--model", required=True, help="Bundled model name or checkpoint (the fp32 parent).")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder (artifact, CARD.md).")
+@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False), help="Calibration photos.")
+@click.option("--val", required=True, type=click.Path(exists=True, file_okay=False), help="Validation photos.")
+@click.option("--format", "fmt", type=click.Choice(["onnx", "openvino"]), default="onnx", show_default=True)
+@click.option("--calibration-images", type=click.IntRange(1, 10000), default=64, show_default=True)
+@click.option("--budget", type=click.FloatRange(0), default=0.005, show_default=True, help="Most LPIPS lost.")
+@click.option("--qat-steps", type=click.IntRange(0), default=0, show_default=True, help="Quantization-aware steps.")
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=1e-4, show_default=True, help="QAT lr.")
+@click.option("--batch-size", type=click.IntRange(1), default=12, show_default=True, help="QAT batch.")
+@click.option("--size", type=click.IntRange(16, 1024), default=160, show_default=True, help="QAT crop size.")
+@click.option("--threads", type=click.IntRange(0, 512), default=0, show_default=True)
+@click.option("--resume", is_flag=True, help="Continue an interrupted quantization-aware fine-tuning.")
+def compress_quantize(
+    model, out, data, val, fmt, calibration_images, budget, qat_steps, lr, batch_size, size, threads, resume
+):
+    """INT8 of the network (post-training, or after quantization-aware fine-tuning), refused beyond --budget."""
+    from compress.quantize import QuantizeConfig, quantize
+
+    if resume and not qat_steps:
+        raise click.UsageError("--resume continues a quantization-aware fine-tuning: it needs --qat-steps")
+    qat = None
+    if qat_steps:
+        qat = _finetune_config(
+            out,
+            data=data,
+            val="",
+            steps=qat_steps,
+            lr=lr,
+            batch_size=batch_size,
+            size=size,
+            kd_weight=0.5,
+            kd_temperature=2.0,
+            val_every=0,
+            threads=threads,
+            seed=0,
+        )
+    try:
+        cfg = QuantizeConfig(
+            model=model,
+            out=out,
+            data=data,
+            val=val,
+            format=fmt,
+            calibration_images=calibration_images,
+            budget=budget,
+            qat=qat,
+            threads=threads,
+        )
+        quantize(cfg, resume=resume, log=say)
+    except (ValueError, FileNotFoundError, KeyError, RuntimeError, ImportError) as exc:
+        raise click.ClickException(str(exc)) from None
