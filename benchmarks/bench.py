@@ -3,12 +3,16 @@ colorfulness) under two protocols, latency (p50/p95, img/s), size, and parity wi
 
 Protocols: ``paper`` resizes each photo to 256x256 before colorizing and compares at 256x256, as
 published colorization tables do; ``deploy`` colorizes and compares at the photo's own resolution.
+Runtimes and precisions come from the format table (``runtimes/formats.py``); the parity column is
+``runtimes.runners.compare`` on ``parity_images()``, the numbers ``edge-colorizer compare`` prints.
+A row that cannot be built or run says why in its note; it never stops the benchmark.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import math
 import platform
 import statistics
 import time
@@ -28,12 +32,14 @@ from edge_colorizer.io import find_images, read_image
 from edge_colorizer.metrics import ae, colorfulness, delta_e2000, mse, psnr, ssim
 from edge_colorizer.metrics.lpips import LPIPS, to_lpips_input
 from edge_colorizer.models import create_model, list_models
-from runtimes.formats import FORMATS
-from runtimes.runners import INPUT_NAME, OUTPUT_NAME, BaseRunner, TorchRunner
+from runtimes.artifacts import one_line
+from runtimes.compare import unavailable
+from runtimes.export import export_artifact, fit_long_side, load_calibration
+from runtimes.formats import RUNTIMES, format_for_runtime
+from runtimes.runners import INPUT_NAME, OUTPUT_NAME, BaseRunner, TorchRunner, compare, conform
 
 PROTOCOLS = ("paper", "deploy")
 PAPER_SIZE = 256
-RUNTIMES = ("torch",) + tuple(f.runtime for f in FORMATS.values())
 PEERS = ("eccv16", "siggraph17")  # built with random weights: speed only
 QUALITY_KEYS = ("lpips", "psnr", "ssim", "mse", "ae", "de2000", "cf")
 
@@ -55,6 +61,8 @@ class BenchConfig:
     warmup: int = 3
     threads: int = 0  # 0 = torch default
     lpips_net: str = "alex"
+    calibration: str = ""  # folder of calibration photos, for the precisions that need them (int8)
+    calibration_images: int = 32
 
 
 @dataclass
@@ -72,6 +80,8 @@ class Row:
     img_per_s: float = float("nan")
     parity_max: float = float("nan")
     parity_mean: float = float("nan")
+    parity_ok: bool | None = None  # within the format table's tolerance for this precision
+    threads: int | None = None  # what the runtime reports it runs with
 
 
 @dataclass
@@ -102,6 +112,7 @@ def time_runner(runner: BaseRunner, cfg: BenchConfig) -> tuple[float, float, flo
     """(p50 ms, p95 ms) at batch 1 and images/s at the throughput batch, after warm-up."""
     rng = np.random.default_rng(0)
     one = rng.integers(0, 256, (1, cfg.time_height, cfg.time_width, 3), dtype=np.uint8)
+    one = conform(one, runner.inputs[0])[0]  # a fixed-shape runtime is timed at its own shape
     times = []
     for i in range(cfg.warmup + cfg.repeats):
         runner.synchronize()
@@ -111,13 +122,15 @@ def time_runner(runner: BaseRunner, cfg: BenchConfig) -> tuple[float, float, flo
         if i >= cfg.warmup:
             times.append((time.perf_counter() - t) * 1000)
     times.sort()
-    batch = np.repeat(one, cfg.throughput_batch, axis=0)
-    runner.infer({INPUT_NAME: batch})
+    batches = conform(np.repeat(one, cfg.throughput_batch, axis=0), runner.inputs[0])
+    for batch in batches:
+        runner.infer({INPUT_NAME: batch})
     n_runs = max(2, cfg.repeats // 4)
     runner.synchronize()
     t = time.perf_counter()
     for _ in range(n_runs):
-        runner.infer({INPUT_NAME: batch})
+        for batch in batches:
+            runner.infer({INPUT_NAME: batch})
     runner.synchronize()
     img_per_s = n_runs * cfg.throughput_batch / (time.perf_counter() - t)
     return statistics.median(times), _percentile(times, 0.95), img_per_s
@@ -129,12 +142,7 @@ def load_eval_images(cfg: BenchConfig) -> list[np.ndarray]:
         paths = paths[: cfg.max_images]
     images = []
     for p in paths:
-        rgb = read_image(p).rgb
-        if max(rgb.shape[:2]) > cfg.max_side:
-            img = Image.fromarray(rgb)
-            s = cfg.max_side / max(img.size)
-            rgb = np.asarray(img.resize((round(img.width * s), round(img.height * s)), Image.LANCZOS))
-        images.append(rgb)
+        images.append(fit_long_side(read_image(p).rgb, cfg.max_side))
     if not images:
         raise ValueError(f"{cfg.data}: no images to benchmark on")
     return images
@@ -165,72 +173,113 @@ def quality(outputs: list[np.ndarray], truths: list[np.ndarray], lpips: LPIPS) -
     return result
 
 
-def make_runner(spec: ModelSpec, runtime: str, precision: str, cfg: BenchConfig) -> tuple[BaseRunner, float]:
-    """A runner and the size in MB of the artifact it runs."""
+class NotRun(Exception):
+    """A row that cannot be measured here (precision not declared, SDK missing, no GPU, ...)."""
+
+
+def artifact_size(path: Path) -> float:
+    """Size in MB of an artifact file or folder."""
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    return sum(p.stat().st_size for p in files) / 1e6
+
+
+def make_runner(
+    spec: ModelSpec, runtime: str, precision: str, cfg: BenchConfig, calibration: list[np.ndarray] | None = None
+) -> tuple[BaseRunner, float]:
+    """A runner and the size in MB of the artifact it runs; NotRun where the table or machine rules it out."""
     colorizer = ColorizerModule(spec.net, size=cfg.size).eval()
-    if precision != "fp32":
-        raise ValueError(f"precision {precision!r} is not implemented yet (fp32 only)")
-    if runtime == "torch":
+    fmt = format_for_runtime(runtime)
+    if fmt is None:
+        if precision != "fp32":
+            raise NotRun(f"torch runs fp32 only here (it is the reference), not {precision}")
         size = spec.checkpoint.stat().st_size if spec.checkpoint else count_params(spec.net) * 4
         device = "cuda" if torch.cuda.is_available() else "cpu"
         return TorchRunner(colorizer, device=device, name=f"{spec.label}/torch"), size / 1e6
-    if runtime == "onnxruntime":
-        from runtimes.onnx import OrtRunner, export_onnx
+    if precision not in fmt.precisions:
+        raise NotRun(f"{fmt.name} has no {precision} (it has {', '.join(fmt.precisions)})")
+    why = unavailable(fmt)
+    if why:
+        raise NotRun(why)
+    if precision in fmt.calibrated and not calibration:
+        raise NotRun(f"{precision} needs calibration images (--calibration DIR)")
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in spec.label)
+    path = Path(cfg.out) / "artifacts" / f"{safe}_{cfg.size}_{precision}{fmt.suffix}"
+    exported = export_artifact(
+        colorizer, fmt.name, path, precision, calibration, spec.label, spec.checkpoint, force=True
+    )
+    from runtimes.formats import load_format_module
 
-        safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in spec.label)
-        path, _ = export_onnx(
-            colorizer,
-            Path(cfg.out) / "artifacts" / f"{safe}_{cfg.size}.onnx",
-            model_name=spec.label,
-            checkpoint=spec.checkpoint,
-        )
-        return OrtRunner(path, threads=cfg.threads, name=f"{spec.label}/onnxruntime"), path.stat().st_size / 1e6
-    raise ValueError(f"unknown runtime {runtime!r}; known: {', '.join(RUNTIMES)}")
+    runner = load_format_module(fmt).Runner(exported.path, threads=cfg.threads, name=f"{spec.label}/{runtime}")
+    return runner, artifact_size(exported.path)
+
+
+def _fits(runner: BaseRunner, images: list[np.ndarray]) -> bool:
+    """Whether every image can go through the runner as it is (fixed-shape runtimes take one size)."""
+    _, h, w, _ = runner.inputs[0].shape
+    return all((h is None or x.shape[0] == h) and (w is None or x.shape[1] == w) for x in images)
+
+
+def measure_row(
+    row: Row, runner: BaseRunner, spec: ModelSpec, views: dict, lpips: LPIPS, cfg: BenchConfig, reference
+) -> dict[str, list[np.ndarray]]:
+    """Fill ``row`` (quality, parity, timing) from an active runner; returns its outputs per protocol."""
+    outputs: dict[str, list[np.ndarray]] = {}
+    if spec.quality:
+        for p in PROTOCOLS:
+            if not _fits(runner, views[p]):
+                row.note = (row.note + "; " if row.note else "") + f"{p}: fixed input shape, not scored"
+                continue
+            outputs[p] = [runner.infer({INPUT_NAME: x[None]})[OUTPUT_NAME][0] for x in views[p]]
+            row.quality[p] = quality(outputs[p], views[p], lpips)
+    if reference is not None:
+        parity = compare(reference, runner)
+        row.parity_max, row.parity_mean = float(parity.max_abs), parity.mean_abs
+        fmt = format_for_runtime(row.runtime)
+        row.parity_ok = parity.within(*fmt.tolerances[row.precision])
+        if not row.parity_ok:
+            row.note = (row.note + "; " if row.note else "") + "parity above the table's tolerance"
+    row.p50_ms, row.p95_ms, row.img_per_s = time_runner(runner, cfg)
+    row.threads = runner.threads
+    return outputs
 
 
 def run_bench(cfg: BenchConfig, log: Callable[[str], None] = print) -> tuple[list[Row], int]:
-    """All rows of the table, and the number of photos they were measured on."""
+    """All rows of the table, and the number of photos they were measured on. A row that cannot be built
+    or whose runner fails (loading or inference) gets the reason in its note; the others go on."""
+    unknown = [r for r in cfg.runtimes if r not in RUNTIMES]
+    if unknown:
+        raise ValueError(f"unknown runtime {', '.join(unknown)}; known: {', '.join(RUNTIMES)}")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(0)
     images = load_eval_images(cfg)
     views = {"paper": [paper_view(x) for x in images], "deploy": images}
+    calibration = load_calibration(cfg.calibration, cfg.calibration_images) if cfg.calibration else None
     lpips = LPIPS(cfg.lpips_net)
     rows: list[Row] = []
     for model in cfg.models:
         spec = resolve_model(model)
         params = count_params(spec.net)
         gmacs = count_macs(spec.net, cfg.size) / 1e9 if params else 0.0
-        torch_outputs: dict[str, list[np.ndarray]] = {}
-        # torch first: it is the reference every other runtime's parity is measured against
+        reference = TorchRunner(ColorizerModule(spec.net, size=cfg.size).eval(), name=f"{spec.label}/reference")
+        # torch first: the order of the table
         for runtime in sorted(cfg.runtimes, key=lambda r: r != "torch"):
             for precision in cfg.precisions:
                 log(f"bench {spec.label} / {runtime} / {precision}")
+                row = Row(spec.label, runtime, precision, spec.note, params, gmacs)
                 try:
-                    runner, size_mb = make_runner(spec, runtime, precision, cfg)
-                except (RuntimeError, ValueError) as exc:  # e.g. an export that fails its parity check
-                    log(f"skip {spec.label} / {runtime} / {precision}: {exc}")
-                    rows.append(Row(spec.label, runtime, precision, f"not run: {exc}", params, gmacs))
+                    runner, row.size_mb = make_runner(spec, runtime, precision, cfg, calibration)
+                except Exception as exc:  # NotRun, a failed export (parity gate), a missing SDK: a row
+                    log(f"skip {spec.label} / {runtime} / {precision}: {one_line(exc)}")
+                    row.note = f"not run: {one_line(exc)}"
+                    rows.append(row)
                     continue
-                row = Row(spec.label, runtime, precision, spec.note, params, gmacs, size_mb)
-                with runner:
-                    if spec.quality:
-                        outputs = {
-                            p: [runner.infer({INPUT_NAME: x[None]})[OUTPUT_NAME][0] for x in views[p]]
-                            for p in PROTOCOLS
-                        }
-                        row.quality = {p: quality(outputs[p], views[p], lpips) for p in PROTOCOLS}
-                        if runtime == "torch" and precision == "fp32":
-                            torch_outputs = outputs
-                        elif torch_outputs:
-                            diffs = [
-                                np.abs(a.astype(np.int16) - b.astype(np.int16))
-                                for p in PROTOCOLS
-                                for a, b in zip(torch_outputs[p], outputs[p], strict=True)
-                            ]
-                            row.parity_max = float(max(d.max() for d in diffs))
-                            row.parity_mean = float(np.mean([d.mean() for d in diffs]))
-                    row.p50_ms, row.p95_ms, row.img_per_s = time_runner(runner, cfg)
+                try:
+                    with reference, runner:
+                        measure_row(row, runner, spec, views, lpips, cfg, None if runtime == "torch" else reference)
+                except Exception as exc:  # a runtime that fails to load or to infer: this row only
+                    log(f"failed {spec.label} / {runtime} / {precision}: {one_line(exc)}")
+                    row = Row(spec.label, runtime, precision, f"failed: {one_line(exc)}", params, gmacs, row.size_mb)
                 rows.append(row)
     return rows, len(images)
 
@@ -341,19 +390,26 @@ def write_outputs(rows: list[Row], cfg: BenchConfig, n_images: int) -> dict[str,
         for protocol in PROTOCOLS:
             for cells in table_rows(rows, protocol):
                 w.writerow([protocol, *cells])
-    paths["json"].write_text(
-        json.dumps(
-            {
-                "config": asdict(cfg),
-                "environment": environment(cfg),
-                "images": n_images,
-                "rows": [asdict(r) for r in rows],
-            },
-            indent=1,
-        )
-    )
+    document = {
+        "config": asdict(cfg),
+        "environment": environment(cfg),
+        "images": n_images,
+        "rows": [asdict(r) for r in rows],
+    }
+    paths["json"].write_text(json.dumps(json_safe(document), indent=1, allow_nan=False))
     pareto_plot(rows, paths["png"], cfg)
     return paths
+
+
+def json_safe(value):
+    """``value`` with every NaN or infinity replaced by None (``null``): JSON has no NaN."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
 
 
 def pareto_plot(rows: list[Row], path: Path, cfg: BenchConfig) -> None:

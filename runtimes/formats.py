@@ -4,10 +4,14 @@ Each format names the module that implements it (after ultralytics' ``export_for
 Polygraphy's one backend per module). That module, and only it, imports the runtime's SDK, and
 provides::
 
-    export(colorizer, out, precision="fp32", calibration=None, model_name="", checkpoint=None) -> Exported
+    export(colorizer, out, precision="fp32", calibration=None, model_name="", checkpoint=None, *, force=False)
+        -> Exported                    # staged and renamed into place (runtimes.artifacts.staged)
     Runner(path, threads=0, name="")   # a runtimes.runners.BaseRunner
+    read_metadata(path) -> dict        # optional: what the artifact says about itself
 
 ``Exported`` (runtimes.runners) is the artifact's path, its parity against torch and its metadata.
+``runtimes.export.export_artifact`` is the one entry point: it checks the precision and calibration
+against this table, loads the module (a missing SDK names the extra to install) and calls it.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ class Format:
     needs_gpu: bool = False  # builds/runs only with a CUDA device
     runs_on_linux: bool = True  # Core ML converts here but predicts only on macOS
     fixed_shape: bool = False  # the artifact has one input shape (chosen at export)
+    calibrated: tuple[str, ...] = ()  # precisions whose export needs calibration images from the caller
     # uint8 parity against torch, per precision: (max |diff|, mean |diff|) in uint8 levels
     tolerances: dict[str, tuple[int, float]] = field(default_factory=dict)
 
@@ -44,6 +49,7 @@ FORMATS: dict[str, Format] = {
             "onnxruntime",
             "onnx",
             "onnxruntime",
+            calibrated=("int8",),
             tolerances={"fp32": (2, 0.05), "fp16": (8, 0.5), "int8": (40, 3.0)},
         ),
         Format(
@@ -54,6 +60,7 @@ FORMATS: dict[str, Format] = {
             "openvino",
             "openvino",
             "openvino",
+            calibrated=("int8",),
             tolerances={"fp32": (2, 0.05), "fp16": (8, 0.5), "int8": (40, 3.0)},
         ),
         Format(
@@ -65,6 +72,7 @@ FORMATS: dict[str, Format] = {
             "litert",
             "ai_edge_litert",
             fixed_shape=True,
+            calibrated=("int8",),
             tolerances={"fp32": (2, 0.05), "fp16": (8, 0.5), "int8-dynamic": (40, 3.0), "int8": (40, 3.0)},
         ),
         Format(
@@ -87,6 +95,7 @@ FORMATS: dict[str, Format] = {
             "tensorrt",
             "tensorrt",
             needs_gpu=True,
+            calibrated=("int8",),
             tolerances={"fp16": (8, 0.5), "fp32": (2, 0.05), "int8": (40, 3.0)},
         ),
     )

@@ -1,48 +1,50 @@
-"""ONNX export of the colorizer module (uint8 NHWC in, uint8 RGB out, Lab kernel inside the graph).
+"""ONNX export of the colorizer module (uint8 NHWC in, uint8 RGB out, Lab kernel inside the graph) and
+its ONNX Runtime runner.
 
-The graph has dynamic batch, height, width and channel count (1 = gray, 3 = RGB); it is simplified
-with onnxsim when available, carries its provenance in ``metadata_props``, and every export ends
-with a parity check against torch that fails the export beyond a stated tolerance.
+The graph has dynamic batch, height, width and channel count (1 = gray, 3 = RGB). fp32 is exported
+with the ``torch.export``-based exporter, falling back to the TorchScript one where it fails or
+breaks parity, and simplified with onnxsim where that keeps parity (choices recorded in the
+metadata). fp16 runs the network in half precision and keeps the Lab math in fp32; int8 is ONNX
+Runtime's static QDQ quantization of the network only, calibrated on the caller's images. Every
+export ends with a parity check against torch that fails the export beyond the table's tolerance.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
+import ast
+import copy
 import tempfile
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from edge_colorizer import __version__
 from edge_colorizer.colorizer import ColorizerModule
-from edge_colorizer.lab import AB_NORM, L_CENT, L_NORM, WHITE_D65
-from runtimes.runners import INPUT_NAME, OUTPUT_NAME, BaseRunner, Parity, TorchRunner, compare
+from runtimes.artifacts import ExportError, artifact_metadata, measure_parity, one_line, parity_gate, staged
+from runtimes.formats import FORMATS
+from runtimes.runners import (
+    INPUT_NAME,
+    OUTPUT_NAME,
+    BaseRunner,
+    Exported,
+    Parity,
+    TensorMeta,
+    as_batches,
+    export_ready,
+    parity_images,
+)
 
-OPSET = 17
-# Parity tolerance in uint8 levels: fp32 ORT vs torch differ by float rounding only.
-MAX_ABS_DIFF = 2
-MEAN_ABS_DIFF = 0.05
+__all__ = ["OPSET", "OrtRunner", "Runner", "export", "export_onnx", "network_nodes", "parity_images", "read_metadata"]
 
-
-def _sha256(path: Path | None) -> str:
-    if path is None or not Path(path).exists():
-        return ""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def parity_images(seed: int = 0) -> list[np.ndarray]:
-    """A fixed set of test inputs: RGB and gray, odd sizes, a smooth ramp and noise."""
-    rng = np.random.default_rng(seed)
-    ramp = np.linspace(0, 255, 97 * 131).reshape(97, 131)
-    return [
-        rng.integers(0, 256, (1, 64, 80, 3), dtype=np.uint8),
-        np.repeat(ramp[None, ..., None], 3, axis=3).astype(np.uint8),
-        rng.integers(0, 256, (2, 120, 90, 1), dtype=np.uint8),
-    ]
+OPSET = 18
+EXPORTERS = ("dynamo", "torchscript")
+# "auto": torch.export (dynamo) first, the TorchScript exporter where that fails or breaks parity
+DEFAULT_EXPORTER = "auto"
+FORMAT = FORMATS["onnx"]
+# the fp32 tolerance, kept as names for callers of the first version of this module
+MAX_ABS_DIFF, MEAN_ABS_DIFF = FORMAT.tolerances["fp32"]
 
 
 class OrtRunner(BaseRunner):
@@ -50,7 +52,7 @@ class OrtRunner(BaseRunner):
 
     runtime = "onnxruntime"
 
-    def __init__(self, path: str | Path, providers: list[str] | None = None, threads: int = 0, name: str = "ort"):
+    def __init__(self, path: str | Path, threads: int = 0, name: str = "ort", providers: list[str] | None = None):
         super().__init__(name)
         self.path = Path(path)
         self.providers = providers
@@ -78,9 +80,37 @@ class OrtRunner(BaseRunner):
     def provider(self) -> str:
         return self.session.get_providers()[0] if self.session else ""
 
+    @property
+    def inputs(self) -> list[TensorMeta]:
+        if self.session is None:
+            return super().inputs
+        return [
+            TensorMeta(i.name, i.type.removeprefix("tensor(").removesuffix(")"), _shape(i.shape))
+            for i in self.session.get_inputs()
+        ]
+
     def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         outputs = self.session.run([OUTPUT_NAME], feeds)
         return {OUTPUT_NAME: outputs[0]}
+
+
+Runner = OrtRunner
+
+
+def _shape(dims) -> tuple[int | None, ...]:
+    return tuple(d if isinstance(d, int) else None for d in dims)
+
+
+class HalfNetwork(torch.nn.Module):
+    """Runs ``net`` in fp16 between casts, so only the network is half precision: the Lab kernel, the
+    resizes and the uint8 conversions around it stay fp32."""
+
+    def __init__(self, net: torch.nn.Module):
+        super().__init__()
+        self.net = net.half()
+
+    def forward(self, l_norm: torch.Tensor) -> torch.Tensor:
+        return self.net(l_norm.half()).float()
 
 
 def _simplified(model):
@@ -96,83 +126,323 @@ def _simplified(model):
     return simplified if ok else None
 
 
-def _trace_to_onnx(colorizer: ColorizerModule, example: torch.Tensor, path: Path) -> None:
-    """TorchScript-trace export: dynamic batch, height, width and channels (1 or 3)."""
-    torch.onnx.export(
-        colorizer,
-        (example,),
-        str(path),
-        opset_version=OPSET,
-        input_names=[INPUT_NAME],
-        output_names=[OUTPUT_NAME],
-        dynamic_axes={
-            INPUT_NAME: {0: "batch", 1: "height", 2: "width", 3: "channels"},
-            OUTPUT_NAME: {0: "batch", 1: "height", 2: "width"},
-        },
-        dynamo=False,
-    )
-
-
-def export_onnx(
-    colorizer: ColorizerModule,
-    path: str | Path,
-    model_name: str = "",
-    checkpoint: str | Path | None = None,
-    simplify: bool = True,
-) -> tuple[Path, Parity]:
-    """Export ``colorizer`` to ``path``; raises if the parity check fails (nothing is left behind then)."""
+def _to_onnx(colorizer: ColorizerModule, exporter: str):
+    """The ModelProto of ``colorizer`` from one exporter, with dynamic batch, height, width and channels."""
     import onnx
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    colorizer = colorizer.eval().cpu()
-    example = torch.zeros(1, 64, 64, 3, dtype=torch.uint8)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".onnx", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
-    try:
-        with warnings.catch_warnings():
-            # input checks and the fixed network size are constants of the trace, by design
-            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-            _trace_to_onnx(colorizer, example, tmp)
-        raw = onnx.load(str(tmp))
-        candidates = [("onnxsim", _simplified(raw))] if simplify else []
-        candidates.append(("none", raw))
-        meta = {
-            "producer": f"edge-colorizer {__version__}",
-            "model": model_name,
-            "precision": "fp32",
-            "network_size": str(colorizer.size),
-            "input": json.dumps({"name": INPUT_NAME, "dtype": "uint8", "layout": "NHWC", "channels": [1, 3]}),
-            "output": json.dumps({"name": OUTPUT_NAME, "dtype": "uint8", "layout": "NHWC", "channels": 3}),
-            "lab": json.dumps({"white": WHITE_D65, "l_cent": L_CENT, "l_norm": L_NORM, "ab_norm": AB_NORM}),
-            "checkpoint_sha256": _sha256(Path(checkpoint) if checkpoint else None),
-        }
-        failures = []
-        for simplifier, model in candidates:
-            if model is None:
-                continue
-            del model.metadata_props[:]
-            for key, value in {**meta, "simplifier": simplifier}.items():
-                entry = model.metadata_props.add()
-                entry.key, entry.value = key, value
-            onnx.checker.check_model(model)
-            onnx.save(model, str(tmp))
-            with TorchRunner(colorizer) as ref, OrtRunner(tmp, providers=["CPUExecutionProvider"]) as runner:
-                parity = compare(ref, runner, parity_images())
-            if parity.within(MAX_ABS_DIFF, MEAN_ABS_DIFF):
-                break
-            # onnxsim has been seen to break a graph (the teacher's): the unsimplified one is tried next
-            failures.append(f"{simplifier}: max |diff| {parity.max_abs}, mean {parity.mean_abs:.4f}")
-        else:
-            raise RuntimeError(
-                f"{path}: ONNX parity check failed ({'; '.join(failures)}; limits: max {MAX_ABS_DIFF}, "
-                f"mean {MEAN_ABS_DIFF} uint8 levels)"
+    with warnings.catch_warnings(), tempfile.TemporaryDirectory() as tmp:
+        # input checks and the fixed network size are constants of the trace, by design
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        if exporter == "dynamo":
+            # batch 2: torch.export specialises size-1 dimensions; AUTO lets channels be 1 or 3
+            auto = torch.export.Dim.AUTO
+            program = torch.onnx.export(
+                colorizer,
+                (torch.zeros(2, 64, 80, 3, dtype=torch.uint8),),
+                dynamo=True,
+                opset_version=OPSET,
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                dynamic_shapes=({0: auto, 1: auto, 2: auto, 3: auto},),
+                verbose=False,
             )
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path, parity
+            model = program.model_proto
+            _name_dynamic_axes(model)
+            _name_nodes_by_scope(model)
+            return model
+        path = Path(tmp) / "model.onnx"
+        torch.onnx.export(
+            colorizer,
+            (torch.zeros(1, 64, 64, 3, dtype=torch.uint8),),
+            str(path),
+            opset_version=OPSET,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={
+                INPUT_NAME: {0: "batch", 1: "height", 2: "width", 3: "channels"},
+                OUTPUT_NAME: {0: "batch", 1: "height", 2: "width"},
+            },
+            dynamo=False,
+        )
+        return onnx.load(str(path))
+
+
+def _name_dynamic_axes(model) -> None:
+    """Give the dynamo exporter's symbolic axes (s0, s1, ...) the names the TorchScript export uses."""
+    names = dict(zip((d.dim_param for d in model.graph.input[0].type.tensor_type.shape.dim), _AXES, strict=False))
+    for value in [*model.graph.input, *model.graph.output, *model.graph.value_info]:
+        for dim in value.type.tensor_type.shape.dim:
+            if dim.dim_param in names:
+                dim.dim_param = names[dim.dim_param]
+
+
+_AXES = ("batch", "height", "width", "channels")
+
+
+def _name_nodes_by_scope(model) -> None:
+    """Prefix the dynamo exporter's node names with their module path (``/net/head/node_conv2d``), as the
+    TorchScript exporter names them: the names survive onnxsim and OpenVINO's converter, the node
+    metadata that holds the path does not."""
+    for node in model.graph.node:
+        scopes = node_scopes(node)
+        if node.name and not node.name.startswith("/"):
+            node.name = "/" + "/".join([*scopes, node.name])
+
+
+# operators that only move or describe elements: the same result whatever the element type
+_LAYOUT_OPS = {"Transpose", "Reshape", "Squeeze", "Unsqueeze", "Identity", "Expand", "Shape", "Slice", "Flatten"}
+
+
+def uint8_at_the_edges(model) -> int:
+    """Make uint8 exist only on the graph's input and output (TensorRT's parser takes UINT8 there only):
+    layout operators (Transpose, Shape, ...) that read the uint8 input are fed a float copy of it, and a
+    layout operator applied after the final cast to uint8 is moved before it. Returns how many nodes moved.
+
+    The exporters write ``permute`` on the uint8 tensors, as the colorizer does; the values are equal."""
+    from onnx import TensorProto, helper
+
+    graph, moved = model.graph, 0
+    consumers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    producer = {out: node for node in graph.node for out in node.output}
+    retyped: set[str] = set()
+    for value in graph.input:
+        if value.type.tensor_type.elem_type != TensorProto.UINT8:
+            continue
+        # the uint8 tensors reached through layout operators; only Casts may read them, or nothing changes
+        reached, layout, frontier, safe = {value.name}, [], [value.name], True
+        while frontier and safe:
+            for node in consumers.get(frontier.pop(), []):
+                if node.op_type in _LAYOUT_OPS and node.op_type != "Shape":
+                    layout.append(node)
+                    frontier.extend(o for o in node.output if o not in reached)
+                    reached.update(node.output)
+                elif node.op_type not in ("Cast", "Shape"):
+                    safe = False
+        if not safe or all(n.op_type == "Cast" for n in consumers.get(value.name, [])):
+            continue
+        as_float = f"{value.name}_as_float"
+        graph.node.insert(0, helper.make_node("Cast", [value.name], [as_float], to=TensorProto.FLOAT))
+        for node in consumers[value.name]:
+            node.input[list(node.input).index(value.name)] = as_float
+        retyped.update(reached - {value.name})
+        moved += len(layout)
+    for value in graph.output:
+        node = producer.get(value.name)
+        cast = producer.get(node.input[0]) if node is not None and node.op_type in _LAYOUT_OPS else None
+        if cast is None or cast.op_type != "Cast" or len(consumers.get(cast.output[0], [])) != 1:
+            continue
+        if helper.get_attribute_value(next(a for a in cast.attribute if a.name == "to")) != TensorProto.UINT8:
+            continue
+        # Cast(to uint8) -> layout -> output  becomes  layout -> Cast(to uint8) -> output
+        between = f"{value.name}_before_cast"
+        retyped.add(cast.output[0])
+        node.input[0], node.output[0] = cast.input[0], between
+        cast.input[0], cast.output[0] = between, value.name
+        graph.node.remove(cast)
+        graph.node.insert(list(graph.node).index(node) + 1, cast)
+        moved += 1
+    # shapes and types of the moved tensors are inferred again
+    kept = [v for v in graph.value_info if v.name not in retyped]
+    del graph.value_info[:]
+    graph.value_info.extend(kept)
+    return moved
+
+
+def node_scopes(node) -> list[str]:
+    """The module path of an ONNX node (e.g. ``["net", "head"]``): from the TorchScript exporter's node
+    names (``/net/head/Conv``) or the dynamo exporter's ``pkg.torch.onnx.name_scopes`` metadata."""
+    if node.name.startswith("/"):
+        return [s for s in node.name.split("/")[1:-1] if s]
+    for prop in node.metadata_props:
+        if prop.key == "pkg.torch.onnx.name_scopes":
+            return [s for s in ast.literal_eval(prop.value)[:-1] if s]
+    return []
+
+
+def in_network(scopes: list[str]) -> bool:
+    """Whether a node of this module path is one of the network's own layers (inside a submodule of ``net``)."""
+    return len(scopes) >= 2 and scopes[0] == "net"
+
+
+def network_nodes(model) -> list[str]:
+    """Names of the nodes that belong to the network's own layers: inside a submodule of ``net``.
+
+    Everything else (the Lab kernel, the resizes, the uint8 conversions, and the ab decoding — the
+    annealed mean's exp, max, centre conv and divide, which sit in ``net`` itself) stays fp32."""
+    return [n.name for n in model.graph.node if n.name and in_network(node_scopes(n))]
+
+
+class _CalibrationReader:
+    """ONNX Runtime's CalibrationDataReader protocol over the caller's uint8 batches."""
+
+    def __init__(self, batches: list[np.ndarray]):
+        self.batches: Iterator[np.ndarray] = iter(batches)
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        batch = next(self.batches, None)
+        return None if batch is None else {INPUT_NAME: batch}
+
+
+def quantize_network(model, calibration: list[np.ndarray], nodes: list[str]):
+    """Static QDQ int8 of ``nodes`` (the network's: see ``network_nodes``) with per-channel symmetric
+    weights and symmetric activations (as TensorRT's explicit quantization wants), calibrated (min/max)
+    on the ``calibration`` batches."""
+    import logging
+
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    present = {n.name for n in model.graph.node}
+    nodes = [n for n in nodes if n in present]
+    if not nodes:
+        raise ExportError("int8: no node of the graph is inside the network's modules; nothing to quantize")
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+        onnx.save(model, str(src))
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.ERROR)  # its advice to run its pre-processing: onnxsim has done that work
+        try:
+            quantize_static(
+                str(src),
+                str(dst),
+                _CalibrationReader(calibration),
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                activation_type=QuantType.QInt8,
+                weight_type=QuantType.QInt8,
+                nodes_to_quantize=nodes,
+                calibrate_method=CalibrationMethod.MinMax,
+                # zero points 0 and float biases: what TensorRT's explicit quantization accepts
+                extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False},
+            )
+        finally:
+            root.setLevel(level)
+        return onnx.load(str(dst)), len(nodes)
+
+
+def _set_metadata(model, meta: dict[str, str]) -> None:
+    del model.metadata_props[:]
+    for key, value in meta.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, str(value)
+
+
+def _check_and_measure(model, colorizer: ColorizerModule, where: Path) -> Parity:
+    import onnx
+
+    onnx.checker.check_model(model)
+    onnx.save(model, str(where))
+    return measure_parity(colorizer, OrtRunner(where, providers=["CPUExecutionProvider"]))
+
+
+def export(
+    colorizer: ColorizerModule,
+    out: str | Path,
+    precision: str = "fp32",
+    calibration: list[np.ndarray] | None = None,
+    model_name: str = "",
+    checkpoint: str | Path | None = None,
+    *,
+    force: bool = False,
+    exporter: str | None = None,
+    simplify: bool = True,
+) -> Exported:
+    """Export ``colorizer`` to ``out`` at ``precision``; raises ExportError if no candidate graph passes the
+    parity check (nothing is left behind then). ``exporter``: ``auto`` (dynamo, then TorchScript),
+    ``dynamo`` or ``torchscript``; default ``DEFAULT_EXPORTER``. int8 needs ``calibration``: uint8 images
+    like the real inputs (never a default set: the ranges it sets are what int8 quality depends on).
+    """
+    out = Path(out)
+    exporter = exporter or DEFAULT_EXPORTER
+    if precision not in FORMAT.precisions:
+        raise ValueError(f"onnx: unknown precision {precision!r}; known: {', '.join(FORMAT.precisions)}")
+    if exporter not in ("auto", *EXPORTERS):
+        raise ValueError(f"onnx: unknown exporter {exporter!r}; known: auto, {', '.join(EXPORTERS)}")
+    batches = as_batches(calibration or [])
+    if precision == "int8" and not batches:
+        raise ValueError("onnx int8 needs calibration images (uint8, like the real inputs): pass --calibration DIR")
+    tolerance = FORMAT.tolerances[precision]
+    ready = export_ready(colorizer)
+    exporters = EXPORTERS if exporter == "auto" else (exporter,)
+    with staged(out, force=force) as tmp:
+        failures: list[str] = []
+        for name in exporters:
+            try:
+                raw = _to_onnx(ready, name)
+            except Exception as exc:  # an exporter that cannot handle the module: the next one is tried
+                failures.append(f"{name}: {exc.__class__.__name__}: {one_line(exc)}")
+                continue
+            uint8_at_the_edges(raw)
+            candidates = [("onnxsim", _simplified(raw) if simplify else None), ("none", raw)]
+            for simplifier, fp32 in candidates:
+                if fp32 is None:
+                    continue
+                try:
+                    parity = _check_and_measure(fp32, ready, tmp)
+                except Exception as exc:  # a graph the checker or ONNX Runtime refuses: the next candidate
+                    failures.append(f"{name}+{simplifier}: {exc.__class__.__name__}: {one_line(exc)}")
+                    continue
+                if parity.within(*FORMAT.tolerances["fp32"]):
+                    break
+                # onnxsim has been seen to break a graph: the unsimplified one is tried next
+                failures.append(f"{name}+{simplifier}: max |diff| {parity.max_abs}, mean {parity.mean_abs:.4f}")
+            else:
+                continue
+            break
+        else:
+            raise ExportError(
+                f"{out}: ONNX parity check failed ({'; '.join(failures)}; fp32 limits: max "
+                f"{FORMAT.tolerances['fp32'][0]}, mean {FORMAT.tolerances['fp32'][1]} uint8 levels)"
+            )
+        model, notes = fp32, {}
+        if precision == "fp16":
+            half = copy.deepcopy(ready)
+            half.net = HalfNetwork(half.net)
+            half_raw = _to_onnx(half, name)
+            uint8_at_the_edges(half_raw)
+            model = (_simplified(half_raw) if simplifier == "onnxsim" else None) or half_raw
+        elif precision == "int8":
+            model, n_quantized = quantize_network(fp32, batches, network_nodes(fp32))
+            notes = {
+                "quantization": "onnxruntime static QDQ, per-channel symmetric int8 weights, symmetric int8 "
+                "activations, min/max calibration; network layers only",
+                "calibration_images": str(sum(len(b) for b in batches)),
+                "quantized_nodes": str(n_quantized),
+            }
+        if precision != "fp32":
+            parity = _check_and_measure(model, ready, tmp)
+            parity_gate(out, parity, tolerance)
+        meta = artifact_metadata(
+            colorizer,
+            "onnx",
+            precision,
+            model_name,
+            checkpoint,
+            exporter=name,
+            simplifier=simplifier,
+            opset=str(OPSET),
+            exporter_fallback="; ".join(failures),
+            parity_max=str(parity.max_abs),
+            parity_mean=f"{parity.mean_abs:.5f}",
+            **notes,
+        )
+        _set_metadata(model, meta)
+        import onnx
+
+        onnx.save(model, str(tmp))
+    return Exported(out, parity, meta)
+
+
+def export_onnx(colorizer: ColorizerModule, path: str | Path, **kwargs) -> tuple[Path, Parity]:
+    """fp32 export, the first version's call; kept for callers: ``export(...)`` is the interface."""
+    exported = export(colorizer, path, **kwargs)
+    return exported.path, exported.parity
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:

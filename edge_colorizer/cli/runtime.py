@@ -1,4 +1,7 @@
-"""Commands over runtimes: export, bench (every model x runtime x precision)."""
+"""Commands over runtimes: export, bench (every model x runtime x precision), compare (cross-runtime parity).
+
+Every choice of format, runtime and precision comes from the table in ``runtimes/formats.py``.
+"""
 
 from __future__ import annotations
 
@@ -8,34 +11,83 @@ from pathlib import Path
 import click
 
 from edge_colorizer.cli import main
-from edge_colorizer.cli.common import say
-from edge_colorizer.colorizer import DEFAULT_SIZE
-from runtimes.formats import FORMATS
+from edge_colorizer.cli.common import say, size_option, threads_option
+from runtimes.formats import FORMATS, RUNTIMES
+
+LOCAL_FORMATS = tuple(f.name for f in FORMATS.values() if f.runs_on_linux and not f.needs_gpu)
+PRECISIONS = tuple(dict.fromkeys(p for f in FORMATS.values() for p in ("fp32", *f.precisions)))
+
+
+def _listed(known, what: str):
+    """A click callback for a comma-separated list whose every item must be in ``known``."""
+
+    def check(ctx: click.Context, param: click.Parameter, value: str | None):
+        if value is None:
+            return None
+        items = tuple(dict.fromkeys(v.strip() for v in value.split(",") if v.strip()))
+        unknown = [v for v in items if v not in known]
+        if unknown or not items:
+            raise click.BadParameter(
+                f"unknown {what} {', '.join(map(repr, unknown)) or '(none)'}; known: {', '.join(known)}"
+            )
+        return items
+
+    return check
+
+
+calibration_option = click.option(
+    "--calibration",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="Folder of photos like the real inputs (not the evaluation set); int8 needs it.",
+)
+calibration_images_option = click.option(
+    "--calibration-images", type=click.IntRange(1), default=32, show_default=True, help="Use at most N of them."
+)
+
+
+def _calibration(folder: str | None, count: int):
+    from runtimes.export import load_calibration
+
+    return load_calibration(folder, max_images=count) if folder else None
 
 
 @main.command()
 @click.option("--model", default="student", show_default=True, help="Bundled model name or checkpoint path.")
-@click.option("--format", "fmt", type=click.Choice(sorted(FORMATS)), default="onnx", show_default=True)
-@click.option("--size", default=DEFAULT_SIZE, show_default=True, help="Network input size baked into the graph.")
-@click.option("--out", "out_path", type=click.Path(dir_okay=False), help="Artifact path (default: <model>.<suffix>).")
-def export(model, fmt, size, out_path) -> None:
-    """Export the RGB-in/RGB-out colorizer (Lab kernel inside) to a runtime format."""
+@click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default="onnx", show_default=True)
+@click.option(
+    "--precision", type=click.Choice(PRECISIONS), default=None, help="Default: the format's first (see `models`)."
+)
+@size_option("Network input size baked into the artifact; default: the size stored with the model.")
+@click.option("--out", "out_path", type=click.Path(), help="Artifact path (default: <model>[_<precision>]<suffix>).")
+@calibration_option
+@calibration_images_option
+@click.option("--force", is_flag=True, help="Replace an existing artifact (by default it is refused).")
+def export(model, fmt, precision, size, out_path, calibration, calibration_images, force) -> None:
+    """Export the uint8-in/uint8-out colorizer (Lab kernel inside) to a runtime format, parity-checked."""
     from edge_colorizer.inference import load_colorizer, resolve_model_path
-    from runtimes.formats import get_format
+    from runtimes.export import check_request, export_artifact
 
-    spec = get_format(fmt)
-    path = Path(out_path) if out_path else Path(f"{Path(model).stem}{spec.suffix}")
+    spec = FORMATS[fmt]
+    precision = precision or spec.precisions[0]
+    try:
+        check_request(spec, precision, calibration)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    default_name = f"{Path(model).stem}{'' if precision == 'fp32' else '_' + precision}{spec.suffix}"
+    path = Path(out_path) if out_path else Path(default_name)
     try:
         colorizer = load_colorizer(model, size=size)
-        if fmt == "onnx":
-            from runtimes.onnx import MAX_ABS_DIFF, MEAN_ABS_DIFF, export_onnx
-
-            path, parity = export_onnx(colorizer, path, model_name=model, checkpoint=resolve_model_path(model))
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        images = _calibration(calibration, calibration_images)
+        exported = export_artifact(
+            colorizer, fmt, path, precision, images, model_name=model, checkpoint=resolve_model_path(model), force=force
+        )
+    except (ValueError, OSError, RuntimeError, ImportError) as exc:
         raise click.ClickException(str(exc)) from None
+    limit = spec.tolerances[precision]
     click.echo(
-        f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB); parity vs torch: max {parity.max_abs} "
-        f"(limit {MAX_ABS_DIFF}), mean {parity.mean_abs:.5f} (limit {MEAN_ABS_DIFF}) uint8 levels"
+        f"wrote {exported.path} ({fmt}, {precision}); parity vs torch: max {exported.parity.max_abs} "
+        f"(limit {limit[0]}), mean {exported.parity.mean_abs:.5f} (limit {limit[1]}) uint8 levels"
     )
 
 
@@ -46,16 +98,31 @@ def export(model, fmt, size, out_path) -> None:
     show_default=True,
     help="Comma-separated: gray, bundled names, checkpoints, eccv16/siggraph17 (speed-only peers).",
 )
-@click.option("--runtimes", "runtimes_", default="torch,onnxruntime", show_default=True)
-@click.option("--precisions", default="fp32", show_default=True)
+@click.option(
+    "--runtimes",
+    "runtimes_",
+    default="torch,onnxruntime",
+    show_default=True,
+    callback=_listed(tuple(RUNTIMES), "runtime"),
+    help=f"Comma-separated, from: {', '.join(RUNTIMES)}.",
+)
+@click.option(
+    "--precisions",
+    default="fp32",
+    show_default=True,
+    callback=_listed(PRECISIONS, "precision"),
+    help=f"Comma-separated, from: {', '.join(PRECISIONS)}; a runtime without one gets a 'not run' row.",
+)
 @click.option("--data", required=True, type=click.Path(exists=True, file_okay=False), help="Folder of colour photos.")
 @click.option("--out", default="out/bench", show_default=True, help="Folder for results.md/csv/json and pareto.png.")
-@click.option("--size", default=DEFAULT_SIZE, show_default=True, help="Network input size.")
-@click.option("--max-images", default=0, show_default=True, help="Use only the first N photos (0 = all).")
+@click.option("--size", default=256, show_default=True, help="Network input size.")
+@click.option("--max-images", type=click.IntRange(0), default=0, show_default=True, help="Use the first N (0 = all).")
 @click.option("--time-size", default="256x256", show_default=True, help="HxW of the timed input.")
-@click.option("--throughput-batch", default=8, show_default=True)
-@click.option("--repeats", default=20, show_default=True)
-@click.option("--threads", default=0, show_default=True, help="CPU threads for torch and ORT (0 = default).")
+@click.option("--throughput-batch", type=click.IntRange(1), default=8, show_default=True)
+@click.option("--repeats", type=click.IntRange(1), default=20, show_default=True)
+@threads_option()
+@calibration_option
+@calibration_images_option
 @click.option("--fail-above-lpips", type=float, default=None, help="Exit 1 if a model's LPIPS (paper) exceeds this.")
 def bench(
     models,
@@ -69,6 +136,8 @@ def bench(
     throughput_batch,
     repeats,
     threads,
+    calibration,
+    calibration_images,
     fail_above_lpips,
 ) -> None:
     """Quality (LPIPS, PSNR, SSIM, ...) vs latency for every model x runtime x precision."""
@@ -76,12 +145,19 @@ def bench(
 
     try:
         h, w = (int(v) for v in time_size.lower().split("x"))
+        if h < 1 or w < 1:
+            raise ValueError
     except ValueError:
-        raise click.BadParameter(f"expected HxW, got {time_size!r}", param_hint="--time-size") from None
+        raise click.BadParameter(f"expected HxW with H, W >= 1, got {time_size!r}", param_hint="--time-size") from None
+    needs = sorted(
+        {p for r in runtimes_ for p in precisions if RUNTIMES[r] is not None and p in RUNTIMES[r].calibrated}
+    )
+    if needs and not calibration:
+        raise click.UsageError(f"precision {', '.join(needs)} needs calibration images: pass --calibration DIR")
     cfg = BenchConfig(
         models=tuple(m for m in models.split(",") if m),
-        runtimes=tuple(runtimes_.split(",")),
-        precisions=tuple(precisions.split(",")),
+        runtimes=runtimes_,
+        precisions=precisions,
         data=data,
         out=out,
         size=size,
@@ -91,12 +167,14 @@ def bench(
         throughput_batch=throughput_batch,
         repeats=repeats,
         threads=threads,
+        calibration=calibration or "",
+        calibration_images=calibration_images,
     )
     try:
         rows, n_images = run_bench(cfg, log=say)
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        paths = write_outputs(rows, cfg, n_images)
+    except (ValueError, OSError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from None
-    paths = write_outputs(rows, cfg, n_images)
     click.echo(markdown(rows, cfg, n_images))
     click.echo(f"wrote {', '.join(str(p) for p in paths.values())}")
     if fail_above_lpips is not None:
@@ -105,3 +183,61 @@ def bench(
             say(f"LPIPS gate: {line}")
         if failures:
             sys.exit(1)
+
+
+@main.command()
+@click.option("--model", default="student", show_default=True, help="Bundled model name or checkpoint path.")
+@click.option(
+    "--formats",
+    default=None,
+    callback=_listed(tuple(FORMATS), "format"),
+    help=f"Comma-separated, from: {', '.join(FORMATS)}; default: {', '.join(LOCAL_FORMATS)} (none with --artifact). "
+    "Formats that cannot run here are listed as skipped.",
+)
+@click.option(
+    "--precisions",
+    default=None,
+    callback=_listed(PRECISIONS, "precision"),
+    help="Comma-separated; default: each format's default precision.",
+)
+@click.option(
+    "--artifact",
+    "artifacts",
+    multiple=True,
+    type=click.Path(exists=True),
+    help="Check this existing artifact as it is (repeatable); its format is known by its suffix.",
+)
+@size_option()
+@threads_option()
+@calibration_option
+@calibration_images_option
+def compare(model, formats, precisions, artifacts, size, threads, calibration, calibration_images) -> None:
+    """Same images through torch and every runtime here: max/mean uint8 difference, pass/fail per format's
+    tolerance. Exit 1 if any artifact fails."""
+    from edge_colorizer.inference import load_colorizer, resolve_model_path
+    from runtimes.compare import compare_formats
+
+    if formats is None:
+        formats = () if artifacts else LOCAL_FORMATS
+    try:
+        colorizer = load_colorizer(model, size=size)
+        rows = compare_formats(
+            colorizer,
+            list(formats),
+            list(precisions) if precisions else None,
+            artifacts=list(artifacts),
+            calibration=_calibration(calibration, calibration_images),
+            model_name=model,
+            checkpoint=resolve_model_path(model),
+            threads=threads,
+            log=say,
+        )
+    except (ValueError, OSError, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"parity vs torch fp32 on runtimes.runners.parity_images(), uint8 levels ({model}):")
+    for row in rows:
+        click.echo(row.line())
+    failed = [r for r in rows if r.status == "fail"]
+    if failed:
+        say(f"{len(failed)} of {len(rows)} failed")
+        sys.exit(1)

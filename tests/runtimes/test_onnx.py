@@ -4,77 +4,193 @@ import numpy as np
 import pytest
 import torch
 
-from edge_colorizer.colorizer import ColorizerModule
-from edge_colorizer.models import create_model
+from edge_colorizer.colorizer import ColorizerModule, GrayBaseline
+from runtimes.artifacts import ExportError
 from runtimes.runners import INPUT_NAME, OUTPUT_NAME, TorchRunner, compare
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
-from runtimes.onnx import OrtRunner, export_onnx, read_metadata  # noqa: E402
+from runtimes.onnx import OrtRunner, export, in_network, network_nodes, node_scopes, read_metadata  # noqa: E402
+from runtimes.tensorrt_onnx_support import tensorrt_problems  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    torch.manual_seed(0)
-    colorizer = ColorizerModule(create_model("unet_s", width=8).eval(), size=64)
-    path, parity = export_onnx(colorizer, tmp_path_factory.mktemp("onnx") / "m.onnx", model_name="tiny")
-    return colorizer, path, parity
+def exported(tiny, tmp_path_factory, calibration):
+    folder = tmp_path_factory.mktemp("onnx")
+    return {
+        p: export(tiny, folder / f"m_{p}.onnx", p, calibration, model_name="tiny") for p in ("fp32", "fp16", "int8")
+    }
 
 
 def test_export_is_dynamic_and_matches_torch(exported):
-    colorizer, path, parity = exported
-    assert parity.max_abs <= 2 and parity.mean_abs <= 0.05
-    graph = onnx.load(str(path)).graph
+    fp32 = exported["fp32"]
+    assert fp32.parity.within(2, 0.05)
+    graph = onnx.load(str(fp32.path)).graph
     dims = [d.dim_param or d.dim_value for d in graph.input[0].type.tensor_type.shape.dim]
     assert dims == ["batch", "height", "width", "channels"]
     assert graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
     assert graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
 
 
-def test_gray_and_rgb_inputs_of_any_size(exported):
-    colorizer, path, _ = exported
+def test_gray_and_rgb_inputs_of_any_size(exported, tiny):
     rng = np.random.default_rng(3)
-    with OrtRunner(path) as runner, TorchRunner(colorizer) as ref:
+    with OrtRunner(exported["fp32"].path) as runner, TorchRunner(tiny) as ref:
+        assert runner.inputs[0].dynamic_axes == (0, 1, 2, 3) and runner.inputs[0].dtype == "uint8"
         gray = rng.integers(0, 256, (1, 33, 171, 1), dtype=np.uint8)
         out = runner.infer({INPUT_NAME: gray})[OUTPUT_NAME]
         assert out.shape == (1, 33, 171, 3) and out.dtype == np.uint8
-        inputs = [gray, rng.integers(0, 256, (3, 300, 200, 3), dtype=np.uint8)]
-        parity = compare(ref, runner, inputs)
+        parity = compare(ref, runner, [gray, rng.integers(0, 256, (3, 300, 200, 3), dtype=np.uint8)])
     assert parity.within(2, 0.05)
 
 
+@pytest.mark.parametrize("precision", ["fp16", "int8"])
+def test_reduced_precisions_stay_within_the_table(exported, tiny, precision):
+    from runtimes.formats import FORMATS
+
+    result = exported[precision]
+    assert result.parity.within(*FORMATS["onnx"].tolerances[precision])
+    with OrtRunner(result.path) as runner, TorchRunner(tiny) as ref:
+        out = runner.infer({INPUT_NAME: np.full((1, 40, 56, 3), 128, np.uint8)})[OUTPUT_NAME]
+        assert out.shape == (1, 40, 56, 3)
+        # a different photo-like input than the export gate's: still within tolerance
+        assert compare(ref, runner, [np.random.default_rng(9).integers(0, 256, (1, 77, 91, 3), np.uint8)]).within(
+            *FORMATS["onnx"].tolerances[precision]
+        )
+
+
+def test_fp16_runs_the_network_in_half_and_the_lab_math_in_float(exported):
+    graph = onnx.load(str(exported["fp16"].path)).graph
+    halves = {i.name for i in graph.initializer if i.data_type == onnx.TensorProto.FLOAT16}
+    conv_weights = [n.input[1] for n in graph.node if n.op_type == "Conv"]
+    assert conv_weights and all(w in halves for w in conv_weights)
+    # everything outside the network (the Lab kernel, the resizes, the uint8 conversions) computes in fp32
+    inferred = onnx.shape_inference.infer_shapes(onnx.load(str(exported["fp16"].path))).graph
+    types = {v.name: v.type.tensor_type.elem_type for v in inferred.value_info}
+    outside = [types.get(o) for n in graph.node if node_scopes(n)[:1] != ["net"] for o in n.output]
+    assert onnx.TensorProto.FLOAT in outside and onnx.TensorProto.FLOAT16 not in outside
+
+
+def test_int8_quantizes_only_the_network_layers(exported):
+    model = onnx.load(str(exported["int8"].path))
+    dequantized = {n.output[0] for n in model.graph.node if n.op_type == "DequantizeLinear"}
+    quantized = {n.input[0] for n in model.graph.node if n.op_type == "QuantizeLinear"}
+    int8_weights = [n for n in model.graph.node if n.op_type == "Conv" and n.input[1] in dequantized]
+    assert int8_weights and all(in_network(node_scopes(n)) for n in int8_weights)
+    # an operation runs in int8 when its inputs are dequantized and its output quantized again: none of
+    # those is outside the network's layers (the Lab kernel, the resizes, the ab decoding stay fp32)
+    int8_ops = [
+        n
+        for n in model.graph.node
+        if n.op_type not in ("QuantizeLinear", "DequantizeLinear")
+        and set(n.input) & dequantized
+        and set(n.output) & quantized
+    ]
+    assert int8_ops and all(in_network(node_scopes(n)) for n in int8_ops)
+    decode = [n for n in model.graph.node if node_scopes(n) == ["net"] and n.op_type in ("Exp", "ReduceMax", "Conv")]
+    assert len(decode) == 3 and not any(n.input[-1] in dequantized for n in decode if n.op_type == "Conv")
+    meta = read_metadata(exported["int8"].path)
+    assert meta["precision"] == "int8" and meta["calibration_images"] == "4" and int(meta["quantized_nodes"]) > 10
+
+
+def test_int8_needs_calibration(tiny, tmp_path):
+    with pytest.raises(ValueError, match="calibration"):
+        export(tiny, tmp_path / "x.onnx", "int8")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
+def test_tensorrt_parser_accepts_the_exported_graph(exported, precision):
+    """On every machine: only operators, opsets and types TensorRT's ONNX parser supports."""
+    assert tensorrt_problems(onnx.load(str(exported[precision].path))) == []
+
+
+def test_tensorrt_check_finds_what_the_parser_refuses():
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.UINT8, [1, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
+    nodes = [
+        helper.make_node("Transpose", ["x"], ["t"], perm=[1, 0]),  # on uint8: refused
+        helper.make_node("Cast", ["t"], ["f"], to=TensorProto.FLOAT),
+        helper.make_node("NonZero", ["f"], ["nz"]),
+        helper.make_node("Unique", ["f"], ["y"]),  # not supported at all
+    ]
+    model = helper.make_model(helper.make_graph(nodes, "g", [x], [y]), opset_imports=[helper.make_opsetid("", 26)])
+    problems = " | ".join(tensorrt_problems(model))
+    assert "opset 26" in problems and "Unique" in problems and "Transpose" in problems and "UINT8" in problems
+
+
 def test_metadata_describes_the_artifact(exported):
-    _, path, _ = exported
-    meta = read_metadata(path)
+    meta = read_metadata(exported["fp32"].path)
     assert meta["model"] == "tiny" and meta["precision"] == "fp32" and meta["network_size"] == "64"
+    assert meta["format"] == "onnx" and meta["exporter"] == "torchscript" and meta["simplifier"] == "onnxsim"
     assert json.loads(meta["input"])["dtype"] == "uint8"
     assert json.loads(meta["lab"])["ab_norm"] == 110.0
-    assert "checkpoint_sha256" in meta
+    assert "checkpoint_sha256" in meta and int(meta["parity_max"]) <= 2
 
 
 class Drifting(torch.nn.Module):
     """Behaves differently under tracing than in eager mode, to provoke a parity failure."""
 
     def forward(self, l_norm):
-        if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+        if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling():
             return torch.full_like(l_norm, 0.5).expand(-1, 2, -1, -1)
         return torch.zeros_like(l_norm).expand(-1, 2, -1, -1)
 
 
 def test_parity_failure_fails_the_export_and_leaves_nothing(tmp_path):
-    with pytest.raises(RuntimeError, match="parity check failed"):
-        export_onnx(ColorizerModule(Drifting(), size=32), tmp_path / "bad.onnx")
+    with pytest.raises(ExportError, match="parity check failed"):
+        export(ColorizerModule(Drifting(), size=32), tmp_path / "bad.onnx")
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_simplifier_that_breaks_the_graph_is_dropped(tmp_path, monkeypatch, exported):
+def test_a_simplifier_that_breaks_the_graph_is_dropped(tmp_path, monkeypatch, tiny):
     import runtimes.onnx as onnx_mod
-    from edge_colorizer.colorizer import GrayBaseline
 
-    colorizer, _, _ = exported
-    wrong_path, _ = export_onnx(ColorizerModule(GrayBaseline(), size=64), tmp_path / "gray.onnx")
-    wrong = onnx.load(str(wrong_path))  # a valid graph with the wrong behaviour
-    monkeypatch.setattr(onnx_mod, "_simplified", lambda model: wrong)
-    path, parity = export_onnx(colorizer, tmp_path / "m.onnx")
-    assert read_metadata(path)["simplifier"] == "none" and parity.within(2, 0.05)
+    wrong = onnx.load(str(export(ColorizerModule(GrayBaseline(), size=64), tmp_path / "gray.onnx").path))
+    monkeypatch.setattr(onnx_mod, "_simplified", lambda model: wrong)  # a valid graph with the wrong behaviour
+    result = export(tiny, tmp_path / "m.onnx")
+    assert read_metadata(result.path)["simplifier"] == "none" and result.parity.within(2, 0.05)
+
+
+def test_an_exporter_that_fails_falls_back_and_says_so(tmp_path, monkeypatch, tiny):
+    import runtimes.onnx as onnx_mod
+
+    real = onnx_mod._to_onnx
+
+    def dynamo_breaks(colorizer, exporter):
+        if exporter == "dynamo":
+            raise RuntimeError("cannot decompose (test)")
+        return real(colorizer, exporter)
+
+    monkeypatch.setattr(onnx_mod, "_to_onnx", dynamo_breaks)
+    meta = export(tiny, tmp_path / "m.onnx", exporter="auto").metadata
+    assert (
+        meta["exporter"] == "torchscript"
+        and "dynamo: RuntimeError: cannot decompose (test)" in meta["exporter_fallback"]
+    )
+
+
+def test_network_nodes_come_from_module_paths(exported):
+    model = onnx.load(str(exported["fp32"].path))
+    inside = set(network_nodes(model))
+    assert inside and all(n.startswith("/net/") for n in inside)
+    assert not any(n.op_type in ("Pow", "MatMul", "CumSum") for n in model.graph.node if n.name in inside)
+
+
+@pytest.mark.slow
+def test_dynamo_exporter(tiny, tmp_path):
+    """torch.export path: dynamic axes named as the TorchScript export names them, module paths in node
+    names; where the colorizer module does not export with it, the fallback is recorded."""
+    result = export(tiny, tmp_path / "d.onnx", exporter="auto")
+    meta = result.metadata
+    if meta["exporter"] == "dynamo":
+        graph = onnx.load(str(result.path)).graph
+        dims = [d.dim_param or d.dim_value for d in graph.input[0].type.tensor_type.shape.dim]
+        assert dims == ["batch", "height", "width", "channels"]
+        assert any(n.name.startswith("/net/") for n in graph.node)
+        with OrtRunner(result.path) as runner, TorchRunner(tiny) as ref:
+            assert compare(ref, runner).within(2, 0.05)
+    else:
+        assert meta["exporter"] == "torchscript" and meta["exporter_fallback"].startswith("dynamo")

@@ -1,0 +1,169 @@
+"""What every exporter shares: the artifact is staged beside its destination and renamed into place
+(never a partial file or folder), it carries the same metadata, and it passes the parity gate first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from edge_colorizer import __version__
+from edge_colorizer.colorizer import ColorizerModule
+from edge_colorizer.io import default_file_mode
+from edge_colorizer.lab import AB_NORM, L_CENT, L_NORM, WHITE_D65
+from runtimes.runners import INPUT_NAME, OUTPUT_NAME, BaseRunner, Parity, TorchRunner, compare
+
+# temporaries are ".<artifact name>.<pid>.<random>.tmp<suffix>": recognisable, and stale once <pid> is gone
+_TEMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.(tmp|old)")
+
+
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """An exception as one line (SDKs raise multi-paragraph messages), at most ``limit`` characters."""
+    text = " ".join(str(exc).split()) or exc.__class__.__name__
+    return text[:limit] + ("..." if len(text) > limit else "")
+
+
+class ExportError(RuntimeError):
+    """An export that cannot be done or did not pass its checks; the message is one line naming the path."""
+
+
+def sha256_of(path: str | Path | None) -> str:
+    if path is None or not Path(path).is_file():
+        return ""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def artifact_metadata(
+    colorizer: ColorizerModule,
+    fmt: str,
+    precision: str,
+    model_name: str = "",
+    checkpoint: str | Path | None = None,
+    **extra: str,
+) -> dict[str, str]:
+    """The metadata every artifact carries (string values; JSON inside where structured)."""
+    return {
+        "producer": f"edge-colorizer {__version__}",
+        "format": fmt,
+        "model": model_name,
+        "precision": precision,
+        "network_size": str(colorizer.size),
+        "input": json.dumps({"name": INPUT_NAME, "dtype": "uint8", "layout": "NHWC", "channels": [1, 3]}),
+        "output": json.dumps({"name": OUTPUT_NAME, "dtype": "uint8", "layout": "NHWC", "channels": 3}),
+        "lab": json.dumps({"white": WHITE_D65, "l_cent": L_CENT, "l_norm": L_NORM, "ab_norm": AB_NORM}),
+        "checkpoint_sha256": sha256_of(checkpoint),
+        **extra,
+    }
+
+
+def measure_parity(colorizer: ColorizerModule, runner: BaseRunner, images: list[np.ndarray] | None = None) -> Parity:
+    """``runner`` (not yet active) against torch fp32 on ``images`` (default: ``parity_images()``)."""
+    with TorchRunner(colorizer) as reference, runner:
+        return compare(reference, runner, images)
+
+
+def parity_gate(where: str | Path, parity: Parity, tolerance: tuple[int, float]) -> None:
+    if not parity.within(*tolerance):
+        raise ExportError(
+            f"{where}: parity check failed: max |diff| {parity.max_abs}, mean {parity.mean_abs:.4f} uint8 levels "
+            f"(limits: max {tolerance[0]}, mean {tolerance[1]})"
+        )
+
+
+def _pid_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def sweep_stale(out: Path) -> None:
+    """Remove the temporaries of ``out`` left by an exporter that was killed mid-write."""
+    try:
+        names = os.listdir(out.parent)
+    except OSError:
+        return
+    for name in names:
+        m = _TEMP_RE.match(name)
+        if m and m["name"] == out.name and not _pid_running(int(m["pid"])):
+            _remove(out.parent / name)
+
+
+def check_destination(out: Path, force: bool) -> None:
+    """One-line errors, before any work: an existing artifact without ``force``, a folder that cannot be
+    created (a path under a file) or written (read-only)."""
+    if os.path.lexists(out) and not force:
+        raise ExportError(f"{out}: already exists; pass --force to overwrite it")
+    folder = out.absolute().parent
+    existing = folder
+    while not os.path.lexists(existing) and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ExportError(f"{out}: cannot create it, {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ExportError(f"{out}: cannot write in {existing} (permission denied)")
+
+
+@contextmanager
+def staged(out: str | Path, force: bool = False, folder: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside ``out`` (a file path, or an empty folder with ``folder=True``) to
+    write the artifact into; when the block ends normally it is renamed to ``out`` (replacing an
+    existing one only with ``force``), on any exception it is removed. Files get the umask's mode."""
+    out = Path(out)
+    check_destination(out, force)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ExportError(f"{out}: cannot create folder {out.parent} ({exc.strerror})") from None
+    sweep_stale(out)
+    tag = f"{os.getpid()}.{uuid.uuid4().hex[:8]}"
+    tmp = out.parent / f".{out.name}.{tag}.tmp{out.suffix}"
+    try:
+        if folder:
+            tmp.mkdir()
+        yield tmp
+        if not os.path.lexists(tmp):
+            raise ExportError(f"{out}: the exporter wrote nothing")
+        try:
+            _commit(tmp, out, tag)
+        except OSError as exc:
+            raise ExportError(f"{out}: cannot write ({exc.strerror or exc})") from None
+    finally:
+        _remove(tmp)  # gone already after a successful rename
+
+
+def _commit(tmp: Path, out: Path, tag: str) -> None:
+    file_mode = default_file_mode()
+    dir_mode = file_mode | (file_mode & 0o444) >> 2  # the umask's mode: r bits give x bits for folders
+    for path in [tmp, *tmp.rglob("*")] if tmp.is_dir() else [tmp]:
+        os.chmod(path, dir_mode if path.is_dir() else file_mode)
+    if tmp.is_dir() and os.path.lexists(out):
+        old = out.parent / f".{out.name}.{tag}.old"
+        os.replace(out, old)  # a folder cannot be renamed over another: move the old one aside first
+        os.replace(tmp, out)
+        _remove(old)
+    else:
+        os.replace(tmp, out)

@@ -1,0 +1,90 @@
+"""The one entry point of every export: the format table says which module exports, which precisions
+it takes and which need calibration images; this checks the request against it and dispatches.
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from edge_colorizer.colorizer import ColorizerModule
+from runtimes.artifacts import ExportError, check_destination
+from runtimes.formats import Format, get_format, load_format_module
+from runtimes.runners import Exported
+
+CALIBRATION_IMAGES = 32  # default number of calibration photos read from a folder
+CALIBRATION_SIDE = 512  # their long side: the network sees a fixed small L anyway
+
+
+def fit_long_side(rgb: np.ndarray, max_side: int) -> np.ndarray:
+    """``rgb`` (H, W, C) uint8 shrunk (Lanczos) so its long side is at most ``max_side``."""
+    if max(rgb.shape[:2]) <= max_side:
+        return rgb
+    img = Image.fromarray(rgb)
+    scale = max_side / max(img.size)
+    return np.asarray(img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.LANCZOS))
+
+
+def load_calibration(folder: str | Path, max_images: int = CALIBRATION_IMAGES, max_side: int = CALIBRATION_SIDE):
+    """uint8 RGB calibration images from a folder of photos (the first ``max_images``, sorted by path).
+
+    Calibration sets the int8 ranges: use photos like the real inputs, never the evaluation photos."""
+    from edge_colorizer.io import find_images, read_image
+
+    paths = find_images([str(folder)])[:max_images]
+    images = [fit_long_side(read_image(p).rgb, max_side) for p in paths]
+    if not images:
+        raise ValueError(f"{folder}: no calibration images found")
+    return images
+
+
+def check_request(fmt: Format, precision: str, calibration: list | None) -> None:
+    """The table's word on a request: the precision exists for the format, calibration is given where needed."""
+    if precision not in fmt.precisions:
+        raise ValueError(f"{fmt.name} has no precision {precision!r}; it has {', '.join(fmt.precisions)}")
+    if precision in fmt.calibrated and not calibration:
+        raise ValueError(
+            f"{fmt.name} {precision} needs calibration images (photos like the real inputs, not the evaluation "
+            "set): pass --calibration DIR"
+        )
+
+
+def export_artifact(
+    colorizer: ColorizerModule,
+    fmt: str,
+    out: str | Path,
+    precision: str | None = None,
+    calibration: list[np.ndarray] | None = None,
+    model_name: str = "",
+    checkpoint: str | Path | None = None,
+    force: bool = False,
+) -> Exported:
+    """Export ``colorizer`` to format ``fmt`` at ``precision`` (default: the format's first) into ``out``.
+
+    An existing ``out`` is refused unless ``force``; the artifact is written beside ``out`` and renamed
+    into place only after it passed its parity check."""
+    spec = get_format(fmt)
+    precision = precision or spec.precisions[0]
+    check_request(spec, precision, calibration)
+    check_destination(Path(out), force)
+    if spec.needs_gpu:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ExportError(
+                f"{out}: {spec.name} builds its engine on the GPU that will run it, and torch sees no CUDA device "
+                "here; run this command on the target (see the README's Jetson recipe)"
+            )
+    module = load_format_module(spec)
+    kwargs = {"force": force} if "force" in inspect.signature(module.export).parameters else {}
+    return module.export(colorizer, out, precision, calibration, model_name=model_name, checkpoint=checkpoint, **kwargs)
+
+
+def read_artifact_metadata(fmt: Format, path: str | Path) -> dict[str, str]:
+    """What an artifact says about itself (empty where its module cannot read it back)."""
+    module = load_format_module(fmt)
+    reader = getattr(module, "read_metadata", None)
+    return dict(reader(path)) if reader else {}

@@ -1,0 +1,193 @@
+"""OpenVINO export (an IR folder: model.xml, model.bin, metadata.json) and its CPU runner.
+
+The IR is converted with ``openvino.convert_model`` from this package's parity-checked ONNX export,
+so it carries the same uint8-in/uint8-out graph with the Lab kernel inside. ``fp16`` stores the
+weights compressed to fp16 (the CPU decompresses them and computes in fp32); ``int8`` is NNCF
+post-training quantization of the network's layers only, calibrated on the caller's images.
+
+The CPU plugin's default inference precision is bf16 on processors that have it (AVX512-BF16, AMX):
+the Lab math then drifts by 100+ uint8 levels, so the runner pins ``INFERENCE_PRECISION_HINT`` to f32.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from edge_colorizer.colorizer import ColorizerModule
+from runtimes.artifacts import ExportError, artifact_metadata, measure_parity, parity_gate, staged
+from runtimes.formats import FORMATS
+from runtimes.runners import INPUT_NAME, OUTPUT_NAME, BaseRunner, Exported, TensorMeta, as_batches
+
+FORMAT = FORMATS["openvino"]
+MODEL_FILE = "model.xml"
+METADATA_FILE = "metadata.json"
+# NNCF probes for optional compiled extensions at import, waiting up to a timeout; nothing here uses them
+os.environ.setdefault("NNCF_EXTENSION_LOAD_TIMEOUT", "0")
+
+
+def _model_xml(path: str | Path) -> Path:
+    path = Path(path)
+    return path / MODEL_FILE if path.is_dir() else path
+
+
+class OpenVINORunner(BaseRunner):
+    """OpenVINO on the CPU, inference precision pinned to f32, ``threads`` streams' threads (0 = OpenVINO's
+    default: one per physical core)."""
+
+    runtime = "openvino"
+
+    def __init__(self, path: str | Path, threads: int = 0, name: str = "openvino", device: str = "CPU"):
+        super().__init__(name)
+        self.path = _model_xml(path)
+        self.device = device
+        self.requested_threads = threads
+        self.compiled = None
+        self.request = None
+
+    def activate(self) -> None:
+        import openvino as ov
+
+        config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
+        if self.requested_threads:
+            config["INFERENCE_NUM_THREADS"] = self.requested_threads
+        self.compiled = ov.Core().compile_model(str(self.path), self.device, config)
+        self.request = self.compiled.create_infer_request()
+
+    def deactivate(self) -> None:
+        self.request = self.compiled = None
+
+    @property
+    def inference_precision(self) -> str:
+        """The precision the compiled model really computes in (``f32`` unless the pin failed)."""
+        return precision_name(self.compiled.get_property("INFERENCE_PRECISION_HINT")) if self.compiled else ""
+
+    @property
+    def threads(self) -> int | None:
+        return int(self.compiled.get_property("INFERENCE_NUM_THREADS")) if self.compiled else self.requested_threads
+
+    @property
+    def inputs(self) -> list[TensorMeta]:
+        if self.compiled is None:
+            return super().inputs
+        metas = []
+        for port in self.compiled.inputs:
+            shape = tuple(None if d.is_dynamic else d.get_length() for d in port.get_partial_shape())
+            metas.append(TensorMeta(port.get_any_name(), port.get_element_type().to_dtype().name, shape))
+        return metas
+
+    def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self.request.infer({INPUT_NAME: feeds[INPUT_NAME]})
+        return {OUTPUT_NAME: self.request.get_tensor(OUTPUT_NAME).data.copy()}
+
+
+Runner = OpenVINORunner
+
+
+def precision_name(value) -> str:
+    """An element type as OpenVINO spells it (``f32``, ``bf16``), from a property value."""
+    return value.get_type_name() if hasattr(value, "get_type_name") else str(value)
+
+
+def ignored_scope_names(ov_model) -> list[str]:
+    """Every operation outside the network's own layers: the Lab kernel, resizes, uint8 conversions and
+    the ab decoding (exp, max, the bin-centre conv, the divide) stay fp32; names come from the ONNX
+    export's module paths (``/net/<layer>/...``), kept by the converter."""
+    from runtimes.onnx import in_network
+
+    names = []
+    for op in ov_model.get_ops():
+        name = op.get_friendly_name()
+        scopes = [s for s in name.split("/")[1:-1] if s] if name.startswith("/") else []
+        if op.get_type_name() not in ("Parameter", "Result", "Constant") and not in_network(scopes):
+            names.append(name)
+    return names
+
+
+def quantize(ov_model, batches: list[np.ndarray]):
+    """NNCF post-training INT8 (min/max-style statistics over every calibration image) of the network."""
+    import nncf
+
+    ignored = ignored_scope_names(ov_model)
+    dataset = nncf.Dataset(batches, lambda batch: {INPUT_NAME: batch})
+    quantized = nncf.quantize(
+        ov_model,
+        dataset,
+        subset_size=sum(len(b) for b in batches),
+        ignored_scope=nncf.IgnoredScope(names=ignored, validate=False),
+    )
+    return quantized, len(ignored)
+
+
+def export(
+    colorizer: ColorizerModule,
+    out: str | Path,
+    precision: str = "fp32",
+    calibration: list[np.ndarray] | None = None,
+    model_name: str = "",
+    checkpoint: str | Path | None = None,
+    *,
+    force: bool = False,
+    exporter: str | None = None,
+) -> Exported:
+    """Write the IR folder ``out`` (model.xml, model.bin, metadata.json) at ``precision``; raises
+    ExportError when it misses the table's parity tolerance (nothing is left behind then)."""
+    import openvino as ov
+
+    from runtimes import onnx as onnx_format
+
+    out = Path(out)
+    if precision not in FORMAT.precisions:
+        raise ValueError(f"openvino: unknown precision {precision!r}; known: {', '.join(FORMAT.precisions)}")
+    batches = as_batches(calibration or [])
+    if precision == "int8" and not batches:
+        raise ValueError("openvino int8 needs calibration images (uint8, like the real inputs): pass --calibration DIR")
+    with staged(out, force=force, folder=True) as tmp, tempfile.TemporaryDirectory() as work:
+        source = onnx_format.export(
+            colorizer,
+            Path(work) / "model.onnx",
+            "fp32",
+            model_name=model_name,
+            checkpoint=checkpoint,
+            exporter=exporter,
+        )
+        ov_model = ov.convert_model(str(source.path))
+        notes: dict[str, str] = {}
+        if precision == "int8":
+            ov_model, n_ignored = quantize(ov_model, batches)
+            notes = {
+                "quantization": "NNCF post-training INT8 (default preset: symmetric activations), network layers only",
+                "calibration_images": str(sum(len(b) for b in batches)),
+                "ignored_operations": str(n_ignored),
+            }
+        meta = artifact_metadata(
+            colorizer,
+            "openvino",
+            precision,
+            model_name,
+            checkpoint,
+            source_onnx_exporter=source.metadata.get("exporter", ""),
+            weights="fp16 (decompressed to f32 at load)" if precision == "fp16" else precision,
+            inference_precision="f32 (INFERENCE_PRECISION_HINT pinned by the runner)",
+            **notes,
+        )
+        for key, value in meta.items():
+            ov_model.set_rt_info(value, ["edge_colorizer", key])
+        ov.save_model(ov_model, str(tmp / MODEL_FILE), compress_to_fp16=precision == "fp16")
+        parity = measure_parity(colorizer, OpenVINORunner(tmp))
+        parity_gate(out, parity, FORMAT.tolerances[precision])
+        meta.update(parity_max=str(parity.max_abs), parity_mean=f"{parity.mean_abs:.5f}")
+        (tmp / METADATA_FILE).write_text(json.dumps(meta, indent=1))
+    return Exported(out, parity, meta)
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """The artifact's metadata (metadata.json beside model.xml)."""
+    meta = _model_xml(path).parent / METADATA_FILE
+    if not meta.is_file():
+        raise ExportError(f"{path}: no {METADATA_FILE}; not an edge-colorizer OpenVINO export")
+    return json.loads(meta.read_text())

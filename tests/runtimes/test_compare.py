@@ -1,0 +1,94 @@
+"""``edge-colorizer compare`` and ``export``: choices from the format table, parity rows, exit codes."""
+
+import os
+
+import pytest
+from click.testing import CliRunner
+
+from edge_colorizer.cli import main
+from edge_colorizer.io import default_file_mode
+
+pytest.importorskip("onnxruntime")
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def onnx_artifact(tiny_checkpoint, tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "tiny.onnx"
+    result = run("export", "--model", tiny_checkpoint, "--size", 64, "--out", out)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_export_writes_reports_and_refuses_to_overwrite(onnx_artifact, tiny_checkpoint):
+    assert onnx_artifact.exists() and onnx_artifact.stat().st_mode & 0o777 == default_file_mode()
+    again = run("export", "--model", tiny_checkpoint, "--size", 64, "--out", onnx_artifact)
+    assert again.exit_code == 1 and "already exists; pass --force" in again.output
+    assert len(again.output.strip().splitlines()) == 1
+    forced = run("export", "--model", tiny_checkpoint, "--size", 64, "--out", onnx_artifact, "--force")
+    assert forced.exit_code == 0 and "parity vs torch: max" in forced.output
+
+
+def test_export_choices_come_from_the_table(tiny_checkpoint, tmp_path):
+    bad_format = run("export", "--model", tiny_checkpoint, "--format", "foo", "--out", tmp_path / "x")
+    assert bad_format.exit_code == 2 and "'onnx'" in bad_format.output
+    no_such_precision = run("export", "--model", tiny_checkpoint, "--precision", "palettized", "--out", tmp_path / "x")
+    assert no_such_precision.exit_code == 2 and "has no precision 'palettized'" in no_such_precision.output
+    uncalibrated = run("export", "--model", tiny_checkpoint, "--precision", "int8", "--out", tmp_path / "x.onnx")
+    assert uncalibrated.exit_code == 2 and "--calibration" in uncalibrated.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_export_under_a_file_is_one_line(tiny_checkpoint, tmp_path):
+    (tmp_path / "file").write_text("")
+    result = run("export", "--model", tiny_checkpoint, "--size", 64, "--out", tmp_path / "file" / "m.onnx")
+    assert result.exit_code == 1 and "is not a folder" in result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_export_into_a_read_only_folder_is_one_line(tiny_checkpoint, tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir(mode=0o555)
+    result = run("export", "--model", tiny_checkpoint, "--size", 64, "--out", folder / "m.onnx")
+    assert result.exit_code == 1 and "permission denied" in result.output and "Traceback" not in result.output
+
+
+def test_compare_passes_for_a_good_artifact_and_fails_for_a_broken_one(onnx_artifact, tiny_checkpoint, tmp_path):
+    import onnx
+    from onnx import numpy_helper
+
+    good = run("compare", "--model", tiny_checkpoint, "--size", 64, "--artifact", onnx_artifact)
+    assert good.exit_code == 0, good.output
+    assert "PASS  onnx      fp32" in good.output and "(limit 2 / 0.05)" in good.output
+
+    model = onnx.load(str(onnx_artifact))
+    head = next(n for n in model.graph.node if n.name.startswith("/net/head/") and n.op_type == "Conv")
+    weight = next(i for i in model.graph.initializer if i.name == head.input[1])
+    weight.CopyFrom(numpy_helper.from_array(-numpy_helper.to_array(weight), weight.name))  # a broken network
+    broken = tmp_path / "broken.onnx"
+    onnx.save(model, str(broken))
+    failed = run("compare", "--model", tiny_checkpoint, "--size", 64, "--artifact", broken)
+    assert failed.exit_code == 1 and "FAIL  onnx      fp32" in failed.output
+
+    corrupt = tmp_path / "corrupt.onnx"
+    corrupt.write_bytes(b"not a model")
+    unreadable = run("compare", "--model", tiny_checkpoint, "--size", 64, "--artifact", corrupt)
+    assert unreadable.exit_code == 1 and "FAIL" in unreadable.output and "Traceback" not in unreadable.output
+
+
+def test_compare_exports_every_format_that_runs_here(tiny_checkpoint):
+    result = run("compare", "--model", tiny_checkpoint, "--size", 64, "--formats", "onnx,tensorrt,coreml")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert any(line.startswith("PASS  onnx") for line in lines)
+    assert any(line.startswith("SKIP  tensorrt") for line in lines)  # no GPU here, or no tensorrt
+    assert any(line.startswith("SKIP  coreml") for line in lines)
+
+
+def test_compare_unknown_format_is_a_usage_error(tiny_checkpoint):
+    result = run("compare", "--model", tiny_checkpoint, "--formats", "onnx,foo")
+    assert result.exit_code == 2 and "unknown format 'foo'" in result.output
