@@ -2,10 +2,14 @@
 
 Works on ``(*, 3, H, W)`` float tensors with RGB in [0, 1]; traceable and exportable to ONNX
 (opset 17). The matrices and white point are scikit-image's, so results agree with
-``skimage.color.rgb2lab`` / ``lab2rgb``. Network-side normalisation constants live here too.
+``skimage.color.rgb2lab`` / ``lab2rgb``. Network-side normalisation constants live here too, and so
+do the tables of the uint8 fast path (:func:`uint8_luminance`, :func:`lab_offsets_to_uint8`), which
+are built from the same functions and differ from the float kernel only by their bin sizes.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -52,14 +56,30 @@ def _check(x: torch.Tensor, name: str) -> None:
         raise TypeError(f"{name} must be a floating-point tensor, got {x.dtype}")
 
 
+def srgb_to_linear(rgb: torch.Tensor) -> torch.Tensor:
+    """The sRGB transfer function, undone: encoded values in [0, 1] -> linear light."""
+    return torch.where(rgb > 0.04045, ((rgb + 0.055) / 1.055).pow(2.4), rgb / 12.92)
+
+
+def linear_to_srgb(linear: torch.Tensor) -> torch.Tensor:
+    """Linear light >= 0 -> sRGB-encoded values."""
+    return torch.where(linear > 0.0031308, 1.055 * linear.clamp(min=0.0031308).pow(1.0 / 2.4) - 0.055, linear * 12.92)
+
+
+def lab_f(t: torch.Tensor) -> torch.Tensor:
+    """CIELab's compression of XYZ / white: a cube root with a linear toe below (6/29)^3."""
+    return torch.where(t > _EPS, t.clamp(min=_EPS).pow(1.0 / 3.0), t * _KAPPA_INV + 4.0 / 29.0)
+
+
+def lab_f_inverse(f: torch.Tensor) -> torch.Tensor:
+    return torch.where(f > _DELTA, f.pow(3.0), (f - 4.0 / 29.0) / _KAPPA_INV)
+
+
 def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
     """sRGB in [0, 1] -> CIELab (L in [0, 100], a/b roughly in [-110, 110]), shape ``(*, 3, H, W)``."""
     _check(rgb, "rgb")
-    rgb = rgb.clamp(0.0, 1.0)
-    linear = torch.where(rgb > 0.04045, ((rgb + 0.055) / 1.055).pow(2.4), rgb / 12.92)
-    t = _apply_matrix(_XYZN_FROM_RGB, linear)
-    f = torch.where(t > _EPS, t.clamp(min=_EPS).pow(1.0 / 3.0), t * _KAPPA_INV + 4.0 / 29.0)
-    fx, fy, fz = f.unbind(-3)
+    linear = srgb_to_linear(rgb.clamp(0.0, 1.0))
+    fx, fy, fz = lab_f(_apply_matrix(_XYZN_FROM_RGB, linear)).unbind(-3)
     L = 116.0 * fy - 16.0
     a = 500.0 * (fx - fy)
     b = 200.0 * (fy - fz)
@@ -73,12 +93,8 @@ def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
     fy = (L + 16.0) / 116.0
     fx = fy + a / 500.0
     fz = (fy - b / 200.0).clamp(min=0.0)  # as scikit-image: negative Z is clipped
-    f = torch.stack((fx, fy, fz), dim=-3)
-    t = torch.where(f > _DELTA, f.pow(3.0), (f - 4.0 / 29.0) / _KAPPA_INV)
-    linear = _apply_matrix(_RGB_FROM_XYZN, t)
-    linear = linear.clamp(min=0.0)
-    rgb = torch.where(linear > 0.0031308, 1.055 * linear.clamp(min=0.0031308).pow(1.0 / 2.4) - 0.055, linear * 12.92)
-    return rgb.clamp(0.0, 1.0)
+    linear = _apply_matrix(_RGB_FROM_XYZN, lab_f_inverse(torch.stack((fx, fy, fz), dim=-3)))
+    return linear_to_srgb(linear.clamp(min=0.0)).clamp(0.0, 1.0)
 
 
 def normalize_l(L: torch.Tensor) -> torch.Tensor:
@@ -97,3 +113,137 @@ def normalize_ab(ab: torch.Tensor) -> torch.Tensor:
 
 def denormalize_ab(ab_norm: torch.Tensor) -> torch.Tensor:
     return ab_norm * AB_NORM
+
+
+# --- The uint8 fast path -------------------------------------------------------------------------
+# A uint8 pixel's linear light is one of 256 values per channel, so Y is a sum of three table entries;
+# f(Y) (hence L) is looked up in a table of Y_BINS bins of Y (L within 0.014 of the float kernel), and
+# the 8-bit sRGB code of the output in a table of RGB_BINS bins of linear light (within one level of
+# rounding the float result, where a rounding threshold falls inside a bin). The tables stay in the
+# L1 and L2 caches, and the scaled values stay finite in fp16.
+Y_BINS = 1 << 15
+RGB_BINS = 1 << 15
+# the Y row of the white-normalised matrix: L depends on linear RGB through Y / Yn only
+_Y_FROM_RGB = _XYZN_FROM_RGB[1]
+# fz = fy - b / 200 is clipped at 0 (as scikit-image); fx is not
+_F_MIN = (-float("inf"), 0.0)
+
+
+def luminance_tables() -> tuple[torch.Tensor, torch.Tensor]:
+    """The two float32 tables of :func:`uint8_luminance`.
+
+    ``y_table`` (4 * 256): entry ``256 * c + v`` is ``Y_BINS`` times the Y contributed by value ``v`` of
+    channel c (R, G, B), and entry ``768 + v`` is the Y of the gray pixel (v, v, v), summed by the same
+    float32 reduction as three looked-up channels, so a gray image and its RGB copy give identical bits.
+    ``f_table`` (Y_BINS + 1): f(Y) at the centre of each Y bin (bin k: k <= Y * Y_BINS < k + 1).
+    """
+    linear = srgb_to_linear(torch.arange(256, dtype=torch.float64) / 255.0)
+    per_channel = torch.stack([linear * (w * Y_BINS) for w in _Y_FROM_RGB]).float()
+    y_table = torch.cat((per_channel.flatten(), per_channel.sum(0)))
+    centres = ((torch.arange(Y_BINS + 1, dtype=torch.float64) + 0.5) / Y_BINS).clamp(max=1.0)
+    return y_table, lab_f(centres).float()
+
+
+def srgb_code_table() -> torch.Tensor:
+    """int32 (RGB_BINS + 1): the rounded 8-bit sRGB code of each linear-light bin's centre (the last: 1 and above)."""
+    centres = ((torch.arange(RGB_BINS + 1, dtype=torch.float64) + 0.5) / RGB_BINS).clamp(max=1.0)
+    return (linear_to_srgb(centres) * 255.0).round().to(torch.int32)
+
+
+def uint8_luminance(
+    images: torch.Tensor, y_table: torch.Tensor, f_table: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 (N, H, W, C), C in {1, 3} (1: gray) -> ``Y * Y_BINS`` and fy = f(Y), both (N, H, W).
+
+    L = 116 fy - 16. Nothing else is computed per pixel: no float RGB, no a or b.
+    """
+    index = images.to(torch.int32)  # first, as TensorRT takes uint8 only into a Cast
+    channels = index.shape[-1]
+    # RGB reads table blocks 0, 1, 2; gray reads block 3 (shape arithmetic, not a branch, so that a
+    # traced or exported graph keeps the channel count dynamic)
+    offsets = torch.arange(channels, dtype=torch.int32, device=images.device) * 256 + 384 * (3 - channels)
+    index = index.permute(0, 3, 1, 2) + offsets[:, None, None]
+    y = y_table.index_select(0, index.reshape(-1)).reshape(index.shape).sum(-3)
+    return y, f_table.index_select(0, y.to(torch.int32).reshape(-1)).reshape(y.shape)
+
+
+def lab_offsets_to_uint8(
+    fy: torch.Tensor, y: torch.Tensor, f_offsets: torch.Tensor, srgb_table: torch.Tensor
+) -> torch.Tensor:
+    """Lab -> uint8 sRGB (N, H, W, 3), channels last, in a few passes over the pixels.
+
+    ``fy`` and ``y`` (N, H, W) come from :func:`uint8_luminance`; ``f_offsets`` (N, 2, H, W) are
+    fx - fy = a / 500 and fz - fy = -b / 200. Same as ``lab_to_rgb`` and rounding to 8 bits, to one
+    level. :class:`BandKernel` computes the same in place, band by band.
+    """
+    f_min = torch.tensor(_F_MIN, dtype=fy.dtype, device=fy.device)[:, None, None]
+    f = (f_offsets + fy.unsqueeze(-3)).clamp_(min=f_min)
+    # lab_f_inverse without a branch: with c = max(f, delta), c^2 (3 f - 2 c) is f^3 above delta and,
+    # below it, the tangent at delta, which is exactly the linear toe
+    c = f.clamp(min=_DELTA)
+    x, z = f.lerp_(c, -2.0).mul_(c).mul_(c).unbind(-3)  # f + (-2)(c - f) = 3 f - 2 c
+    # linear RGB in units of 1 / RGB_BINS, one plane at a time, Y from the table
+    planes = [(x * k[0]).add_(y, alpha=k[1]).add_(z, alpha=k[2]) for k in _LINEAR_FROM_XYZ_BINS]
+    index = torch.stack(planes, dim=-3).clamp_(0.0, float(RGB_BINS)).to(torch.int32)  # truncation: the bin
+    codes = srgb_table.index_select(0, index.reshape(-1)).reshape(index.shape)
+    # the cast last, as TensorRT gives uint8 only out of a Cast
+    return codes.permute(0, 2, 3, 1).to(torch.uint8, memory_format=torch.contiguous_format)
+
+
+# the coefficients of x, y * Y_BINS and z in linear RGB * RGB_BINS
+_LINEAR_FROM_XYZ_BINS = tuple((r[0] * RGB_BINS, r[1] * RGB_BINS / Y_BINS, r[2] * RGB_BINS) for r in _RGB_FROM_XYZN)
+
+
+class BandKernel:
+    """:func:`uint8_luminance` and :func:`lab_offsets_to_uint8` for eager torch, in place on bands of
+    rows small enough to stay in cache, with scratch buffers reused from band to band.
+
+    Each step is the same arithmetic as the functional form, so the results are bit-identical to it.
+    """
+
+    def __init__(self, y_table: torch.Tensor, f_table: torch.Tensor, srgb_table: torch.Tensor):
+        self.y_table, self.f_table, self.srgb_table = y_table, f_table, srgb_table.to(torch.uint8)
+        self.channel_tables = y_table[:768].view(3, 256).unbind(0)
+        # a gray pixel's fy in one lookup: the two tables composed
+        self.gray_f_table = f_table.index_select(0, y_table[768:].to(torch.int32))
+        self.scratch: dict[str, torch.Tensor] = {}
+
+    def buffer(self, name: str, shape: tuple[int, ...], dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """Scratch tensor ``name`` of this shape, reused from call to call (grown when too small)."""
+        size = math.prod(shape)
+        buf = self.scratch.get(name)
+        if buf is None or buf.numel() < size or buf.dtype != dtype:
+            buf = self.scratch[name] = torch.empty(size, dtype=dtype, device=self.y_table.device)
+        return buf[:size].view(shape)
+
+    def luminance(self, images: torch.Tensor, y: torch.Tensor, fy: torch.Tensor) -> None:
+        """uint8 (H, W, C) -> y, fy (H, W), written in place."""
+        shape = images.shape[:2]
+        if images.shape[-1] == 1:
+            index = self.buffer("index1", shape, torch.int32)
+            index.copy_(images[..., 0])
+            torch.index_select(self.y_table[768:], 0, index.view(-1), out=y.view(-1))
+            torch.index_select(self.gray_f_table, 0, index.view(-1), out=fy.view(-1))
+            return
+        index = self.buffer("index3", (3, *shape), torch.int32)
+        index.copy_(images.movedim(-1, 0))
+        term = self.buffer("term", shape, y.dtype)
+        torch.index_select(self.channel_tables[0], 0, index[0].view(-1), out=y.view(-1))
+        for c in (1, 2):
+            torch.index_select(self.channel_tables[c], 0, index[c].view(-1), out=term.view(-1))
+            y.add_(term)
+        y_index = self.buffer("index1", shape, torch.int32)
+        y_index.copy_(y)
+        torch.index_select(self.f_table, 0, y_index.view(-1), out=fy.view(-1))
+
+    def to_uint8(self, fy: torch.Tensor, y: torch.Tensor, f: torch.Tensor, out: torch.Tensor) -> None:
+        """fy, y (H, W) and f = the offsets (H, 2, W), overwritten -> uint8 RGB ``out`` (H, W, 3)."""
+        f.add_(fy.unsqueeze(1)).clamp_(min=torch.tensor(_F_MIN, dtype=f.dtype, device=f.device)[:, None])
+        c = torch.clamp(f, min=_DELTA, out=self.buffer("c", f.shape, f.dtype))
+        x, z = f.lerp_(c, -2.0).mul_(c).mul_(c).unbind(1)
+        plane = self.buffer("plane", fy.shape, fy.dtype)
+        index = self.buffer("index_rgb", out.shape, torch.int32)
+        for i, k in enumerate(_LINEAR_FROM_XYZ_BINS):
+            torch.mul(x, k[0], out=plane).add_(y, alpha=k[1]).add_(z, alpha=k[2])
+            index[..., i].copy_(plane.clamp_(0.0, float(RGB_BINS)))
+        torch.index_select(self.srgb_table, 0, index.view(-1), out=out.view(-1))

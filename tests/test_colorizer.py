@@ -59,3 +59,127 @@ def test_input_validation():
         colorizer(torch.zeros(1, 8, 8, 3))
     with pytest.raises(ValueError, match="multiple of 8"):
         ColorizerModule(GrayBaseline(), size=30)
+
+
+# --- the full-resolution path against the float-kernel definition ---------------------------------
+
+import threading  # noqa: E402
+
+import torch.nn.functional as F  # noqa: E402
+
+from edge_colorizer.colorizer import (  # noqa: E402
+    RESIZE_FORMS,
+    colorize_reference,
+    resize_antialiased,
+    resize_l,
+    resize_segments,
+)
+
+
+def _inputs(real_photos):
+    rng = np.random.default_rng(1)
+    return [
+        rng.integers(0, 256, (2, 37, 91, 3), dtype=np.uint8),  # odd sizes, a batch
+        rng.integers(0, 256, (1, 301, 171, 1), dtype=np.uint8),  # gray
+        rng.integers(0, 256, (1, 5, 7, 3), dtype=np.uint8),  # smaller than the network: resize enlarges
+        rng.integers(0, 256, (1, 1, 1, 1), dtype=np.uint8),
+        real_photos["astronaut"][None],
+        real_photos["chelsea"][None, ::2, ::2].copy(),
+        np.ascontiguousarray(real_photos["coffee"][None, ..., :1]),  # a real photo's red channel as gray
+    ]
+
+
+def _parity(a: torch.Tensor, b: torch.Tensor) -> tuple[int, float]:
+    d = (a.int() - b.int()).abs()
+    return int(d.max()), float(d.float().mean())
+
+
+@pytest.mark.parametrize("net", ["constant", "unet_s", "student"])
+def test_fast_path_matches_the_float_kernel_path_within_one_level(real_photos, net):
+    if net == "student":
+        from edge_colorizer.inference import load_colorizer
+
+        colorizer = load_colorizer("student")
+    else:
+        module = ConstantAB(0.3, -0.5) if net == "constant" else create_model("unet_s", width=8).eval()
+        colorizer = ColorizerModule(module, size=48).eval()
+    with torch.inference_mode():
+        for img in _inputs(real_photos):
+            x = torch.from_numpy(img)
+            out = colorizer(x)
+            assert out.shape == (*img.shape[:3], 3) and out.dtype == torch.uint8 and out.is_contiguous()
+            max_abs, mean_abs = _parity(out, colorize_reference(colorizer.net, colorizer.size, x))
+            assert max_abs <= 1 and mean_abs < 0.02, (img.shape, max_abs, mean_abs)
+
+
+def test_eager_bands_and_the_traced_graph_form_agree(real_photos):
+    colorizer = ColorizerModule(create_model("unet_s", width=8).eval(), size=32).eval()
+    with torch.inference_mode():
+        for img in _inputs(real_photos):
+            x = torch.from_numpy(img)
+            # the whole-tensor form is what exporters trace; on the CPU, eager torch runs bands
+            assert _parity(colorizer(x), colorizer._forward_graph(x))[0] <= 1
+
+
+@pytest.mark.parametrize("shape", [(1080, 1920), (37, 91), (256, 256), (5, 7), (2000, 13), (96, 48), (1, 1), (49, 47)])
+def test_resize_forms_agree(shape):
+    x = torch.rand(2, 1, *shape, dtype=torch.float64).float()
+    ref = resize_antialiased(x.double(), 48)
+    for form in ("interpolate", "segments", "matrix"):
+        assert (resize_l(x, 48, form).double() - ref).abs().max() < 1e-5, form
+    assert torch.allclose(
+        resize_segments(x, 48), F.interpolate(x, size=(48, 48), mode="bilinear", antialias=True), atol=1e-5
+    )
+
+
+def test_resize_form_is_chosen_at_construction():
+    colorizer = ColorizerModule(GrayBaseline(), size=32)
+    assert colorizer.resize == "auto" and set(RESIZE_FORMS) >= {"auto", "interpolate", "segments", "matrix"}
+    assert colorizer.with_resize("matrix").resize == "matrix"
+    with pytest.raises(ValueError, match="resize form"):
+        ColorizerModule(GrayBaseline(), size=32, resize="bicubic")
+
+
+def test_grad_mode_and_concurrent_threads_give_the_same_result():
+    colorizer = ColorizerModule(create_model("unet_s", width=8), size=32)  # parameters require grad
+    x = torch.from_numpy(np.random.default_rng(2).integers(0, 256, (1, 150, 97, 3), dtype=np.uint8))
+    expected = colorizer(x)  # grad mode on: still runs, uint8 out
+    results = [None] * 4
+
+    def work(i):
+        with torch.inference_mode():
+            results[i] = colorizer(x)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(torch.equal(r, expected) for r in results)
+
+
+@pytest.mark.parametrize("resize", ["auto", "matrix"])
+def test_onnx_opset17_graph_is_dynamic_and_matches_torch(tmp_path, resize, real_photos):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    import warnings
+
+    colorizer = ColorizerModule(create_model("unet_s", width=8).eval(), size=32, resize=resize).eval()
+    path = tmp_path / "c.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            colorizer,
+            (torch.zeros(1, 64, 64, 3, dtype=torch.uint8),),
+            str(path),
+            opset_version=17,
+            input_names=["images"],
+            output_names=["rgb"],
+            dynamic_axes={"images": {0: "n", 1: "h", 2: "w", 3: "c"}, "rgb": {0: "n", 1: "h", 2: "w"}},
+            dynamo=False,
+        )
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    with torch.inference_mode():
+        for img in _inputs(real_photos):
+            out = session.run(None, {"images": img})[0]
+            assert _parity(torch.from_numpy(out), colorizer(torch.from_numpy(img)))[0] <= 2, img.shape

@@ -4,8 +4,10 @@ import torch
 from skimage.color import lab2rgb, rgb2lab
 
 from edge_colorizer.lab import (
+    Y_BINS,
     denormalize_ab,
     denormalize_l,
+    lab_f_inverse,
     lab_to_rgb,
     normalize_ab,
     normalize_l,
@@ -130,3 +132,83 @@ def test_onnx_export_matches_torch(tmp_path):
     ref_lab, ref_back = _RoundTrip()(y)
     assert np.abs(lab - ref_lab.numpy()).max() < 1e-3
     assert np.abs(back - ref_back.numpy()).max() < 1e-4
+
+
+# --- the uint8 fast path: tables built from the kernel above, checked against it -------------------
+
+from edge_colorizer.lab import (  # noqa: E402
+    BandKernel,
+    lab_offsets_to_uint8,
+    luminance_tables,
+    srgb_code_table,
+    uint8_luminance,
+)
+
+
+def _uint8_images():
+    rng = np.random.default_rng(5)
+    return [rng.integers(0, 256, (2, 19, 23, 3), dtype=np.uint8), rng.integers(0, 256, (1, 7, 300, 1), dtype=np.uint8)]
+
+
+def test_luminance_of_uint8_matches_the_float_kernel(real_photos):
+    y_table, f_table = luminance_tables()
+    images = _uint8_images() + [img[None, ::3, ::3] for img in real_photos.values()]
+    for img in images:
+        y, fy = uint8_luminance(torch.from_numpy(img), y_table, f_table)
+        rgb = torch.from_numpy(img).permute(0, 3, 1, 2).float().expand(-1, 3, -1, -1) / 255.0
+        lab = rgb_to_lab(rgb)
+        assert (116.0 * fy - 16.0 - lab[:, 0]).abs().max() < 0.015  # L, from binned f(Y)
+        assert (y / Y_BINS - lab_f_inverse((lab[:, 0] + 16.0) / 116.0)).abs().max() < 1e-4  # Y
+
+
+def test_every_gray_level_gives_the_same_bits_as_its_rgb_copy():
+    y_table, f_table = luminance_tables()
+    gray = torch.arange(256, dtype=torch.uint8).view(1, 1, 256, 1)
+    rgb = gray.expand(-1, -1, -1, 3).contiguous()
+    for a, b in zip(uint8_luminance(gray, y_table, f_table), uint8_luminance(rgb, y_table, f_table), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_srgb_code_table_rounds_the_transfer_function():
+    table = srgb_code_table()
+    assert table.dtype == torch.int32 and table[0] == 0 and table[-1] == 255
+    # every 8-bit code is reachable and the table never decreases
+    assert set(table.tolist()) == set(range(256)) and bool((table[1:] >= table[:-1]).all())
+
+
+def _random_lab(seed: int, n: int = 4096) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    L = torch.rand(n, generator=g) * 100
+    ab = (torch.rand(2, n, generator=g) - 0.5) * 220  # well beyond the sRGB gamut
+    return torch.cat((L[None], ab)).view(1, 3, 64, n // 64)
+
+
+def test_lab_offsets_to_uint8_is_lab_to_rgb_rounded_within_one_level():
+    lab = _random_lab(3)
+    fy = (lab[:, 0] + 16.0) / 116.0
+    y = lab_f_inverse(fy) * Y_BINS
+    offsets = torch.stack((lab[:, 1] / 500.0, -lab[:, 2] / 200.0), dim=1)
+    out = lab_offsets_to_uint8(fy, y, offsets, srgb_code_table())
+    ref = (lab_to_rgb(lab) * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1)
+    diff = (out.int() - ref.int()).abs()
+    assert out.dtype == torch.uint8 and out.shape == (1, 64, 64, 3)
+    assert diff.max() <= 1 and diff.float().mean() < 0.01
+
+
+def test_band_kernel_is_bit_identical_to_the_functional_form():
+    y_table, f_table = luminance_tables()
+    codes = srgb_code_table()
+    kernel = BandKernel(y_table, f_table, codes)
+    for img in _uint8_images():
+        x = torch.from_numpy(img)
+        y_ref, fy_ref = uint8_luminance(x, y_table, f_table)
+        y, fy = torch.empty_like(y_ref), torch.empty_like(fy_ref)
+        for n in range(x.shape[0]):
+            kernel.luminance(x[n], y[n], fy[n])
+        assert torch.equal(y, y_ref) and torch.equal(fy, fy_ref)
+        offsets = (torch.rand(x.shape[0], 2, *x.shape[1:3]) - 0.5) * 0.6
+        ref = lab_offsets_to_uint8(fy, y, offsets, codes)
+        out = torch.empty_like(ref)
+        for n in range(x.shape[0]):
+            kernel.to_uint8(fy[n], y[n], offsets[n].transpose(0, 1).contiguous(), out[n])
+        assert torch.equal(out, ref)
