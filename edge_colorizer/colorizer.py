@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Callable
 
 import torch
 import torch.nn as nn
@@ -41,6 +42,8 @@ RESIZE_FORMS = ("auto", "interpolate", "segments", "matrix")
 # eager torch on CPU runs the per-pixel passes over bands of about this many pixels (cache-sized)
 BAND_PIXELS = 1 << 17
 _THREAD = threading.local()  # per thread: each module's BandKernel
+# adjust(l_norm (N, 1, size, size), offsets (N, 2, h, w)) -> offsets, at the network's resolution
+AdjustAB = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def _triangle_weights(positions: torch.Tensor, out_size: int) -> torch.Tensor:
@@ -191,21 +194,26 @@ class ColorizerModule(nn.Module):
             raise TypeError(f"expected uint8 images, got {images.dtype}")
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        if _exporting() or images.device.type != "cpu":  # one graph over the whole batch
-            return self._forward_graph(images)
-        with torch.no_grad():  # the output is uint8: nothing to differentiate, and out= needs no autograd
-            return self._forward_bands(images)
+        return self.colorize(images)
 
-    def _forward_graph(self, images: torch.Tensor) -> torch.Tensor:
+    def colorize(self, images: torch.Tensor, adjust: AdjustAB | None = None) -> torch.Tensor:
+        """``forward`` with an optional ``adjust(l_norm, offsets) -> offsets`` applied at the network's
+        resolution before upsampling (video smoothing uses it); ``l_norm`` is the network's input."""
+        if _exporting() or images.device.type != "cpu":  # one graph over the whole batch
+            return self._forward_graph(images, adjust)
+        with torch.no_grad():  # the output is uint8: nothing to differentiate, and out= needs no autograd
+            return self._forward_bands(images, adjust)
+
+    def _forward_graph(self, images: torch.Tensor, adjust: AdjustAB | None = None) -> torch.Tensor:
         """What exporters trace: whole tensors, no Python loops, shapes dynamic."""
         y, fy = self.luminance(images)
-        offsets = F.interpolate(self.predict_f_offsets(fy), size=fy.shape[-2:], mode="bilinear")
+        offsets = F.interpolate(self.predict_f_offsets(fy, adjust), size=fy.shape[-2:], mode="bilinear")
         return lab_offsets_to_uint8(fy, y, offsets, self.srgb_table)
 
-    def _forward_bands(self, images: torch.Tensor) -> torch.Tensor:
+    def _forward_bands(self, images: torch.Tensor, adjust: AdjustAB | None = None) -> torch.Tensor:
         """Eager torch on the CPU: the same arithmetic, per band of rows, in place."""
         y, fy = self.luminance(images)
-        small = self.predict_f_offsets(fy)
+        small = self.predict_f_offsets(fy, adjust)
         n, height, width = fy.shape
         # the horizontal half of the bilinear upsampling once, at the network's height, laid out
         # (n, h, 2, W) so that a band gathers whole rows; the vertical half band by band
@@ -240,13 +248,14 @@ class ColorizerModule(nn.Module):
             kernel.luminance(images[n, rows], y[n, rows], fy[n, rows])
         return y, fy
 
-    def predict_f_offsets(self, fy: torch.Tensor) -> torch.Tensor:
+    def predict_f_offsets(self, fy: torch.Tensor, adjust: AdjustAB | None = None) -> torch.Tensor:
         """fy (N, H, W) -> the network's fx - fy and fz - fy, (N, 2, h, w) at the network's output size."""
         # L_small normalised, (116 fy - 16 - L_CENT) / L_NORM, from the resized fy (the filter is linear)
-        fy_small = resize_l(fy.unsqueeze(1), self.size, self.resize)
-        ab_norm = self.net(fy_small * (116.0 / L_NORM) - (16.0 + L_CENT) / L_NORM)
+        l_norm = resize_l(fy.unsqueeze(1), self.size, self.resize) * (116.0 / L_NORM) - (16.0 + L_CENT) / L_NORM
+        ab_norm = self.net(l_norm)
         scale = torch.tensor((AB_NORM / 500.0, -AB_NORM / 200.0), dtype=ab_norm.dtype, device=ab_norm.device)
-        return ab_norm * scale[:, None, None]
+        offsets = ab_norm * scale[:, None, None]
+        return adjust(l_norm, offsets) if adjust is not None else offsets
 
     def predict_lab(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 (N, H, W, C) -> Lab (N, 3, H, W) float32 with the predicted ab."""

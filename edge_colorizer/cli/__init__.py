@@ -17,6 +17,6 @@ def main() -> None:
     """Train, compress, export and benchmark automatic image colorizers."""
 
 
-from edge_colorizer.cli import images, runtime, training  # noqa: E402, F401  (command registration)
+from edge_colorizer.cli import images, runtime, training, video  # noqa: E402, F401  (command registration)
 
 __all__ = ["main"]
