@@ -282,3 +282,58 @@ class GrayBaseline(nn.Module):
 
     def forward(self, l_norm: torch.Tensor) -> torch.Tensor:
         return torch.zeros_like(l_norm).expand(-1, 2, -1, -1)
+
+
+class _HalfNetwork(nn.Module):
+    """The network in fp16 between fp32 Lab math: L in, ab out, both cast at the boundary."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net.half()
+
+    def forward(self, l_norm: torch.Tensor) -> torch.Tensor:
+        return self.net(l_norm.half()).float()
+
+
+class CudaFramePipeline:
+    """The whole frame pipeline on a CUDA device for one input shape: uint8 (N, H, W, C) in, uint8
+    (N, H, W, 3) out, under ``torch.compile`` with CUDA graphs (``mode="reduce-overhead"``), the network
+    in fp16 and the Lab math (tables, upsampling, recombination) in fp32, where its precision holds.
+
+    Not run in this repository's CI or development machines (no GPU): see README.
+    """
+
+    def __init__(
+        self,
+        colorizer: ColorizerModule,
+        batch: int,
+        height: int,
+        width: int,
+        channels: int = 3,
+        half: bool = True,
+        compiled: bool = True,
+        device: str = "cuda",
+    ):
+        import copy
+
+        if torch.device(device).type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError("CudaFramePipeline needs a CUDA device; torch sees none")
+        net = copy.deepcopy(colorizer.net).eval()
+        net = _HalfNetwork(net) if half else net
+        self.module = ColorizerModule(net, size=colorizer.size, resize="interpolate").to(device).eval()
+        self.shape = (batch, height, width, channels)
+        run = self.module._forward_graph
+        self.run = torch.compile(run, mode="reduce-overhead", dynamic=False) if compiled else run
+        warm = torch.zeros(self.shape, dtype=torch.uint8, device=device)
+        with torch.inference_mode():
+            for _ in range(3):  # compile, record the CUDA graph, replay once
+                self.run(warm)
+        if torch.device(device).type == "cuda":
+            torch.cuda.synchronize()
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        if tuple(images.shape) != self.shape:
+            raise ValueError(f"this pipeline was built for {self.shape}, got {tuple(images.shape)}")
+        with torch.inference_mode():
+            # a CUDA graph's output is overwritten by its next replay: hand out a copy
+            return self.run(images).clone()

@@ -109,8 +109,14 @@ class TemporalSmoother:
         return torch.stack(out)
 
 
-def torch_colorize(colorizer: ColorizerModule, smoother: TemporalSmoother | None = None) -> Colorize:
+def torch_colorize(
+    colorizer: ColorizerModule, smoother: TemporalSmoother | None = None, batch: int = DEFAULT_BATCH
+) -> Colorize:
+    """torch, eager on the CPU; on a CUDA device without smoothing, the compiled CUDA-graph pipeline
+    (one per frame size; a short batch is padded to ``batch`` frames)."""
     device = colorizer.device
+    if device.type == "cuda" and smoother is None:
+        return _cuda_colorize(colorizer, batch)
 
     def run(frames: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
@@ -128,6 +134,24 @@ def probe_frames(source: str | Path) -> int | None:
             return _expected_frames(container, container.streams.video[0])[0] or None
     except (av.FFmpegError, OSError, IndexError, UnicodeDecodeError):
         return None
+
+
+def _cuda_colorize(colorizer: ColorizerModule, batch: int) -> Colorize:
+    from edge_colorizer.colorizer import CudaFramePipeline
+
+    pipelines: dict[tuple[int, ...], CudaFramePipeline] = {}
+
+    def run(frames: np.ndarray) -> np.ndarray:
+        n, h, w, c = frames.shape
+        key = (batch, h, w, c)
+        if key not in pipelines:
+            pipelines[key] = CudaFramePipeline(colorizer, batch, h, w, c)
+        x = torch.from_numpy(np.require(frames, requirements=["C", "W"])).pin_memory().cuda(non_blocking=True)
+        if n < batch:  # the last batch: padded with its last frame, the padding dropped again
+            x = torch.cat((x, x[-1:].expand(batch - n, -1, -1, -1)))
+        return pipelines[key](x)[:n].cpu().numpy()
+
+    return run
 
 
 # ---- the three stages ----------------------------------------------------------------------------

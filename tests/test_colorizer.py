@@ -183,3 +183,40 @@ def test_onnx_opset17_graph_is_dynamic_and_matches_torch(tmp_path, resize, real_
         for img in _inputs(real_photos):
             out = session.run(None, {"images": img})[0]
             assert _parity(torch.from_numpy(out), colorizer(torch.from_numpy(img)))[0] <= 2, img.shape
+
+
+# --- the GPU path: its numerics are checked here on the CPU, its speed and CUDA graphs on a GPU only --
+
+from edge_colorizer.colorizer import CudaFramePipeline  # noqa: E402
+
+
+def test_frame_pipeline_fp16_network_stays_within_the_fp16_tolerance(real_photos):
+    from edge_colorizer.inference import load_colorizer
+
+    colorizer = load_colorizer("student", size=64)  # fp16 convolutions are slow on a CPU
+    x = torch.from_numpy(real_photos["astronaut"][None, ::4, ::4].copy())
+    pipeline = CudaFramePipeline(colorizer, *x.shape, compiled=False, device="cpu")
+    with torch.inference_mode():
+        max_abs, mean_abs = _parity(pipeline(x), colorizer(x))
+    assert max_abs <= 8 and mean_abs <= 0.5  # the formats table's fp16 tolerance
+    with pytest.raises(ValueError, match="built for"):
+        pipeline(x[:, :-2])
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("batch", [1, 8])
+@pytest.mark.parametrize("shape", [(256, 256), (1080, 1920)])
+def test_cuda_graph_pipeline_matches_the_cpu(batch, shape):
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    from edge_colorizer.inference import load_colorizer
+
+    colorizer = load_colorizer("student")
+    x = torch.randint(0, 256, (batch, *shape, 3), dtype=torch.uint8)
+    pipeline = CudaFramePipeline(colorizer, batch, *shape)
+    out = pipeline(x.cuda())
+    again = pipeline(x.flip(0).cuda())  # a replay does not disturb the previous result
+    with torch.inference_mode():
+        ref = colorizer(x)
+    assert out.is_cuda and out.dtype == torch.uint8 and _parity(again.cpu().flip(0), out.cpu())[0] <= 1
+    assert _parity(out.cpu(), ref)[0] <= 8

@@ -102,7 +102,7 @@ def video_cmd(source, out, camera, model, runtime, size, device, batch, smooth, 
             if runtime == "torch":
                 from edge_colorizer.inference import load_colorizer
 
-                colorize = torch_colorize(load_colorizer(model, size=size, device=device), smoother)
+                colorize = torch_colorize(load_colorizer(model, size=size, device=device), smoother, batch)
             else:
                 folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
                 colorize = runtime_colorize(model, runtime, size, stack, folder)
