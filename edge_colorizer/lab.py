@@ -162,7 +162,7 @@ def uint8_luminance(
     # RGB reads table blocks 0, 1, 2; gray reads block 3 (shape arithmetic, not a branch, so that a
     # traced or exported graph keeps the channel count dynamic)
     offsets = torch.arange(channels, dtype=torch.int32, device=images.device) * 256 + 384 * (3 - channels)
-    index = index.permute(0, 3, 1, 2) + offsets[:, None, None]
+    index = index.permute(0, 3, 1, 2) + offsets[:, None, None]  # planar: ONNX Runtime broadcasts this fast
     y = y_table.index_select(0, index.reshape(-1)).reshape(index.shape).sum(-3)
     return y, f_table.index_select(0, y.to(torch.int32).reshape(-1)).reshape(y.shape)
 
@@ -181,7 +181,7 @@ def lab_offsets_to_uint8(
     # lab_f_inverse without a branch: with c = max(f, delta), c^2 (3 f - 2 c) is f^3 above delta and,
     # below it, the tangent at delta, which is exactly the linear toe
     c = f.clamp(min=_DELTA)
-    x, z = f.lerp_(c, -2.0).mul_(c).mul_(c).unbind(-3)  # f + (-2)(c - f) = 3 f - 2 c
+    x, z = ((f * 3.0 - c * 2.0) * c * c).unbind(-3)
     # linear RGB in units of 1 / RGB_BINS, one plane at a time, Y from the table
     planes = [(x * k[0]).add_(y, alpha=k[1]).add_(z, alpha=k[2]) for k in _LINEAR_FROM_XYZ_BINS]
     index = torch.stack(planes, dim=-3).clamp_(0.0, float(RGB_BINS)).to(torch.int32)  # truncation: the bin
@@ -240,7 +240,7 @@ class BandKernel:
         """fy, y (H, W) and f = the offsets (H, 2, W), overwritten -> uint8 RGB ``out`` (H, W, 3)."""
         f.add_(fy.unsqueeze(1)).clamp_(min=torch.tensor(_F_MIN, dtype=f.dtype, device=f.device)[:, None])
         c = torch.clamp(f, min=_DELTA, out=self.buffer("c", f.shape, f.dtype))
-        x, z = f.lerp_(c, -2.0).mul_(c).mul_(c).unbind(1)
+        x, z = f.mul_(3.0).sub_(c, alpha=2.0).mul_(c).mul_(c).unbind(1)  # 2 c is exact: same bits as above
         plane = self.buffer("plane", fy.shape, fy.dtype)
         index = self.buffer("index_rgb", out.shape, torch.int32)
         for i, k in enumerate(_LINEAR_FROM_XYZ_BINS):
