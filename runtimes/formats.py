@@ -50,7 +50,10 @@ FORMATS: dict[str, Format] = {
             "onnx",
             "onnxruntime",
             calibrated=("int8",),
-            tolerances={"fp32": (2, 0.05), "fp16": (8, 0.5), "int8": (40, 3.0)},
+            # measured (student / teacher, parity_images): fp32 1 / 0.00; fp16 1 / 0.02 and 7 / 0.07;
+            # int8 27 / 1.06 and, teacher after the encoder only, 12 / 0.34. int8's max is loose: one
+            # pixel's colour may flip between two modes of the annealed mean; the mean catches a bad export
+            tolerances={"fp32": (2, 0.05), "fp16": (8, 0.25), "int8": (96, 2.5)},
         ),
         Format(
             "openvino",
@@ -61,7 +64,8 @@ FORMATS: dict[str, Format] = {
             "openvino",
             "openvino",
             calibrated=("int8",),
-            tolerances={"fp32": (2, 0.05), "fp16": (8, 0.5), "int8": (40, 3.0)},
+            # measured: fp32 1 / 0.00; fp16 (compressed weights) 1 / 0.05 and 2 / 0.06; int8 19 / 0.61, 77 / 1.84
+            tolerances={"fp32": (2, 0.05), "fp16": (8, 0.25), "int8": (96, 2.5)},
         ),
         Format(
             "tflite",
@@ -84,7 +88,9 @@ FORMATS: dict[str, Format] = {
             "coreml",
             "coremltools",
             runs_on_linux=False,
-            tolerances={"fp16": (8, 0.5), "fp32": (2, 0.05), "int8-weights": (40, 3.0), "palettized": (40, 3.0)},
+            # fp16 max 12, not 8: Core ML computes the Lab kernel in fp16 too (up to 3 levels alone; the teacher
+            # measured 9 in emulation, its mean 0.23)
+            tolerances={"fp16": (12, 0.5), "fp32": (2, 0.05), "int8-weights": (40, 3.0), "palettized": (40, 3.0)},
         ),
         Format(
             "tensorrt",
@@ -96,7 +102,8 @@ FORMATS: dict[str, Format] = {
             "tensorrt",
             needs_gpu=True,
             calibrated=("int8",),
-            tolerances={"fp16": (8, 0.5), "fp32": (2, 0.05), "int8": (40, 3.0)},
+            # not measured (no GPU here): the ONNX graphs' numbers, fp16 left wider for GPU kernels
+            tolerances={"fp16": (8, 0.5), "fp32": (2, 0.05), "int8": (96, 2.5)},
         ),
     )
 }

@@ -94,16 +94,16 @@ def precision_name(value) -> str:
 
 
 def ignored_scope_names(ov_model) -> list[str]:
-    """Every operation outside the network's own layers: the Lab kernel, resizes, uint8 conversions and
-    the ab decoding (exp, max, the bin-centre conv, the divide) stay fp32; names come from the ONNX
-    export's module paths (``/net/<layer>/...``), kept by the converter."""
-    from runtimes.onnx import in_network
+    """Every operation outside the network's own layers: the Lab kernel, resizes, uint8 conversions, the
+    ab head and the ab decoding (exp, max, the bin-centre conv, the divide) stay fp32; names come from
+    the ONNX export's module paths (``/net/<layer>/...``), kept by the converter."""
+    from runtimes.onnx import quantizable
 
     names = []
     for op in ov_model.get_ops():
         name = op.get_friendly_name()
         scopes = [s for s in name.split("/")[1:-1] if s] if name.startswith("/") else []
-        if op.get_type_name() not in ("Parameter", "Result", "Constant") and not in_network(scopes):
+        if op.get_type_name() not in ("Parameter", "Result", "Constant") and not quantizable(scopes):
             names.append(name)
     return names
 

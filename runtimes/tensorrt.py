@@ -9,8 +9,9 @@ on the caller's images). ``strongly_typed=False`` builds the weakly typed way in
 profile covers dynamic batch, height, width and channels; a timing cache file makes rebuilds fast;
 ``<engine>.json`` beside the engine holds the metadata.
 
-Written against NVIDIA's TensorRT 10 Python API; ``tensorrt`` installs only where NVIDIA's wheels and
-a GPU exist, so nothing here has run on the machines this package is developed on.
+Written against NVIDIA's TensorRT 10 Python API (strongly typed builds also suit TensorRT 11);
+``tensorrt`` installs only where NVIDIA's wheels and a GPU exist, so nothing here has run on the
+machines this package is developed on.
 """
 
 from __future__ import annotations
@@ -107,10 +108,13 @@ def build_engine(
     every type from the graph."""
     import tensorrt as trt
 
+    if not strongly_typed and not hasattr(trt.BuilderFlag, "FP16"):
+        raise ExportError(f"{engine_path}: TensorRT {trt.__version__} builds strongly typed networks only")
     logger = _logger()
     builder = trt.Builder(logger)
-    flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if strongly_typed else 0
-    network = builder.create_network(flags)
+    # TensorRT 10 needs the flag; 11 is always strongly typed and keeps the flag as a no-op (or drops it)
+    typed = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
+    network = builder.create_network(1 << int(typed) if strongly_typed and typed is not None else 0)
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))

@@ -155,7 +155,7 @@ def test_a_runner_that_fails_inside_becomes_a_row(setup, monkeypatch):
         return runner, size
 
     monkeypatch.setattr(bench, "make_runner", breaking)
-    cfg = tiny_bench(root, "broken", (str(ckpt),), ("torch", "onnxruntime"))
+    cfg = tiny_bench(root, "broken", (str(ckpt),), ("torch", "onnxruntime"), max_images=1)
     rows, _ = run_bench(cfg, log=lambda *_: None)
     assert [r.runtime for r in rows] == ["torch", "onnxruntime"]
     assert rows[0].p50_ms > 0 and rows[1].note == "failed: device lost (test)" and np.isnan(rows[1].p50_ms)
@@ -163,7 +163,7 @@ def test_a_runner_that_fails_inside_becomes_a_row(setup, monkeypatch):
 
 def test_rows_for_every_runtime_and_precision_and_json_without_nan(setup):
     root, data, ckpt = setup
-    cfg = tiny_bench(root, "grid", (str(ckpt),), ("torch", "tensorrt"), precisions=("fp32", "fp16"))
+    cfg = tiny_bench(root, "grid", (str(ckpt),), ("torch", "tensorrt"), precisions=("fp32", "fp16"), max_images=1)
     rows, n = run_bench(cfg, log=lambda *_: None)
     assert [(r.runtime, r.precision) for r in rows] == [
         ("torch", "fp32"),

@@ -11,7 +11,7 @@ from runtimes.runners import INPUT_NAME, OUTPUT_NAME, TorchRunner, compare
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
-from runtimes.onnx import OrtRunner, export, in_network, network_nodes, node_scopes, read_metadata  # noqa: E402
+from runtimes.onnx import OrtRunner, export, network_nodes, node_scopes, quantizable, read_metadata  # noqa: E402
 from runtimes.tensorrt_onnx_support import tensorrt_problems  # noqa: E402
 
 
@@ -76,7 +76,7 @@ def test_int8_quantizes_only_the_network_layers(exported):
     dequantized = {n.output[0] for n in model.graph.node if n.op_type == "DequantizeLinear"}
     quantized = {n.input[0] for n in model.graph.node if n.op_type == "QuantizeLinear"}
     int8_weights = [n for n in model.graph.node if n.op_type == "Conv" and n.input[1] in dequantized]
-    assert int8_weights and all(in_network(node_scopes(n)) for n in int8_weights)
+    assert int8_weights and all(quantizable(node_scopes(n)) for n in int8_weights)
     # an operation runs in int8 when its inputs are dequantized and its output quantized again: none of
     # those is outside the network's layers (the Lab kernel, the resizes, the ab decoding stay fp32)
     int8_ops = [
@@ -86,9 +86,11 @@ def test_int8_quantizes_only_the_network_layers(exported):
         and set(n.input) & dequantized
         and set(n.output) & quantized
     ]
-    assert int8_ops and all(in_network(node_scopes(n)) for n in int8_ops)
+    assert int8_ops and all(quantizable(node_scopes(n)) for n in int8_ops)
     decode = [n for n in model.graph.node if node_scopes(n) == ["net"] and n.op_type in ("Exp", "ReduceMax", "Conv")]
     assert len(decode) == 3 and not any(n.input[-1] in dequantized for n in decode if n.op_type == "Conv")
+    head = [n for n in model.graph.node if node_scopes(n)[:2] == ["net", "head"] and n.op_type == "Conv"]
+    assert len(head) == 1 and head[0].input[1] not in dequantized  # the logits' conv stays float
     meta = read_metadata(exported["int8"].path)
     assert meta["precision"] == "int8" and meta["calibration_images"] == "4" and int(meta["quantized_nodes"]) > 10
 
