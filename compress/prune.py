@@ -134,7 +134,7 @@ def prune(cfg: PruneConfig, resume: bool = False, log=print, stop_after: int | N
         ratio = ratio_for_gmacs(parent, cfg.target_gmacs, size, cfg.importance, cfg.round_to)
         log(f"channel ratio {ratio:.3f} reaches <= {cfg.target_gmacs} GMACs at {size}x{size}")
     teacher = (cfg.teacher or cfg.parent) if cfg.distill else ""
-    net, rounds = parent, round_ratios(ratio, cfg.rounds)
+    net, rounds = copy.deepcopy(parent), round_ratios(ratio, cfg.rounds)  # the parent stays whole for the card
     steps_left = stop_after
     for k, share in enumerate(rounds, start=1):
         folder = out / f"round{k}"

@@ -230,7 +230,8 @@ def run_stage(
 
     model.to(device).train()
     if teacher is not None:
-        teacher.to(device).eval().requires_grad_(False)
+        # forward only: channels-last runs its (depthwise) convolutions ~4x faster on the CPU (measured)
+        teacher.to(device, memory_format=torch.channels_last).eval().requires_grad_(False)
     optimizer = make_optimizer(model.parameters(), stage)
     ema = None
     if cfg.ema:
@@ -371,7 +372,8 @@ def run_stage(
                 with autocast:
                     if teacher is not None:
                         with torch.no_grad():
-                            batch.teacher_logits = teacher.logits(batch.l_norm)
+                            l_cl = batch.l_norm.contiguous(memory_format=torch.channels_last)
+                            batch.teacher_logits = teacher.logits(l_cl).contiguous()
                     loss, terms = objective(trainee, batch)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()

@@ -74,6 +74,8 @@ def test_prune_command_runs_rounds_distils_from_the_parent_and_resumes(tmp_path,
     ckpt = load_checkpoint(result.path)
     assert ckpt["input_size"] == 64 and "channel_plan" in ckpt
     assert "distilled from" in ckpt["card"]["method"] and (tmp_path / "pruned" / "CARD.md").exists()
+    before, after = (float(v) for v in ckpt["card"]["GMACs"].split(" at ")[0].split(" -> "))
+    assert after < 0.5 * before
     assert load_model(result.path).stem.body[0].out_channels == 4  # 8 channels, half cut
     rows = list(csv.DictReader(open(tmp_path / "pruned" / "round2" / "log.csv")))
     assert rows and all(float(r["kd"]) > 0 for r in rows)  # the fine-tuning distilled (KD term logged)
