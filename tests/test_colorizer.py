@@ -94,7 +94,7 @@ def _parity(a: torch.Tensor, b: torch.Tensor) -> tuple[int, float]:
     return int(d.max()), float(d.float().mean())
 
 
-@pytest.mark.parametrize("net", ["constant", "unet_s", "student"])
+@pytest.mark.parametrize("net", ["constant", "unet_s", pytest.param("student", marks=pytest.mark.slow)])
 def test_fast_path_matches_the_float_kernel_path_within_one_level(real_photos, net):
     if net == "student":
         from edge_colorizer.inference import load_colorizer
