@@ -12,17 +12,13 @@ from edge_colorizer.colorizer import ColorizerModule, GrayBaseline
 
 av = pytest.importorskip("av")
 
+from edge_colorizer.temporal import TemporalSmoother, evaluate_temporal, flicker, pan_zoom_clip, to_gray  # noqa: E402
 from edge_colorizer.video import (  # noqa: E402
-    TemporalSmoother,
     VideoError,
     VideoSink,
     colorize_video,
-    evaluate_temporal,
-    flicker,
-    pan_zoom_clip,
     partial_path,
     run_camera,
-    to_gray,
     torch_colorize,
 )
 

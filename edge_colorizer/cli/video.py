@@ -84,7 +84,8 @@ def runtime_colorize(model: str, runtime: str, size: int | None, stack: contextl
 @click.option("--frames", "max_frames", type=click.IntRange(0), default=0, help="Camera: stop after N frames.")
 def video_cmd(source, out, camera, model, runtime, size, device, batch, smooth, scene_cut, show, max_frames) -> None:
     """Colorize a video file (frame rate, size, rotation and audio kept) or a live camera."""
-    from edge_colorizer.video import TemporalSmoother, VideoError, torch_colorize
+    from edge_colorizer.temporal import TemporalSmoother
+    from edge_colorizer.video import VideoError, torch_colorize
 
     if (source is None) == (camera is None):
         raise click.UsageError("give either a video file or --camera N")
@@ -201,7 +202,7 @@ def evaluate_video_cmd(photos, models, strengths, frames, max_photos, with_lpips
     from dataclasses import asdict
 
     from edge_colorizer.inference import load_colorizer
-    from edge_colorizer.video import evaluate_temporal, load_photos
+    from edge_colorizer.temporal import evaluate_temporal, load_photos
 
     try:
         pictures = load_photos(photos, max_photos)
