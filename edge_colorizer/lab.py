@@ -183,7 +183,8 @@ def lab_offsets_to_uint8(
     c = f.clamp(min=_DELTA)
     x, z = ((f * 3.0 - c * 2.0) * c * c).unbind(-3)
     # linear RGB in units of 1 / RGB_BINS, one plane at a time, Y from the table
-    planes = [(x * k[0]).add_(y, alpha=k[1]).add_(z, alpha=k[2]) for k in _LINEAR_FROM_XYZ_BINS]
+    # plain products and sums (no add(alpha=)): litert-torch converts these
+    planes = [x * k[0] + y * k[1] + z * k[2] for k in _LINEAR_FROM_XYZ_BINS]
     index = torch.stack(planes, dim=-3).clamp_(0.0, float(RGB_BINS)).to(torch.int32)  # truncation: the bin
     codes = srgb_table.index_select(0, index.reshape(-1)).reshape(index.shape)
     # the cast last, as TensorRT gives uint8 only out of a Cast
@@ -198,7 +199,8 @@ class BandKernel:
     """:func:`uint8_luminance` and :func:`lab_offsets_to_uint8` for eager torch, in place on bands of
     rows small enough to stay in cache, with scratch buffers reused from band to band.
 
-    Each step is the same arithmetic as the functional form, so the results are bit-identical to it.
+    Each step is the same arithmetic as the functional form; the linear-RGB mix uses fused multiply-adds
+    here, so a rounding threshold can fall differently, by one level, on a few pixels in a million.
     """
 
     def __init__(self, y_table: torch.Tensor, f_table: torch.Tensor, srgb_table: torch.Tensor):
