@@ -88,9 +88,11 @@ FORMATS: dict[str, Format] = {
             "coreml",
             "coremltools",
             runs_on_linux=False,
-            # fp16 max 12, not 8: Core ML computes the Lab kernel in fp16 too (up to 3 levels alone; the teacher
-            # measured 9 in emulation, its mean 0.23)
-            tolerances={"fp16": (12, 0.5), "fp32": (2, 0.05), "int8-weights": (40, 3.0), "palettized": (40, 3.0)},
+            # emulated (Core ML predicts only on macOS), student / teacher: fp32 1 / 0.01 both; fp16 3 / 0.18 and
+            # 9 / 0.23 (the Lab kernel runs in fp16 too: up to 3 levels alone, so max 12, not 8); int8-weights
+            # 5 / 0.24 (teacher); palettized 6-bit 49 / 1.38 (teacher): its max is one pixel flipping between
+            # two modes of the annealed mean, as ONNX int8's, so 96 / 2.5 like it
+            tolerances={"fp16": (12, 0.5), "fp32": (2, 0.05), "int8-weights": (40, 3.0), "palettized": (96, 2.5)},
         ),
         Format(
             "tensorrt",

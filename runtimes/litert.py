@@ -53,9 +53,11 @@ QUANTIZATION = {
 
 
 def check_shape(shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """``shape`` as the fixed input of an export: batch 1 (the parity check and the benchmark feed one image
+    at a time to a fixed-shape runner), H and W of at least 16, 1 (gray) or 3 (RGB) channels."""
     shape = tuple(int(d) for d in shape)
-    if len(shape) != 4 or shape[0] < 1 or shape[3] not in (1, 3) or min(shape[1:3]) < 16:
-        raise ValueError(f"tflite: shape must be (N, H, W, 1|3) with N >= 1 and H, W >= 16, got {shape}")
+    if len(shape) != 4 or shape[0] != 1 or shape[3] not in (1, 3) or min(shape[1:3]) < 16:
+        raise ValueError(f"tflite: shape must be (1, H, W, 1|3) with H, W >= 16, got {shape}")
     return shape  # type: ignore[return-value]
 
 

@@ -112,14 +112,14 @@ def test_compressed_precisions(tmp_path, monkeypatch, fp16, precision):
 def test_the_ab_decoding_is_never_compressed(fp16):
     colorizer, _, program = fp16
     (decode,) = coreml._decode_convs(program, colorizer.net)
-    compressed = coreml.compress(program, "int8-weights", colorizer.net)
-    convs = {
-        op.name: op for f in compressed._mil_program.functions.values() for op in f.operations if op.op_type == "conv"
-    }
+    model = coreml.compress(program, "int8-weights", colorizer.net)
+    convs = {op.name: op for f in model._mil_program.functions.values() for op in f.operations if op.op_type == "conv"}
     assert convs[decode].inputs["weight"].op.op_type == "const"
-    # every other conv is compressed, but for a tiny 1x1 one (8 weights) coremltools leaves as it is
-    others = [op for name, op in convs.items() if name != decode and np.prod(op.inputs["weight"].shape) > 64]
-    assert len(others) >= 17 and all(op.inputs["weight"].op.op_type.startswith("constexpr") for op in others)
+    # the others: compressed exactly when they hold more than WEIGHT_THRESHOLD weights
+    compressed = {name: op.inputs["weight"].op.op_type.startswith("constexpr") for name, op in convs.items()}
+    large = {name: np.prod(op.inputs["weight"].shape) > coreml.WEIGHT_THRESHOLD for name, op in convs.items()}
+    assert sum(compressed.values()) >= 10
+    assert compressed == {name: large[name] and name != decode for name in convs}
 
 
 def test_runner_says_it_needs_macos(fp16):

@@ -130,8 +130,9 @@ def test_int8_needs_calibration_and_shapes_are_checked(tmp_path, tiny):
     colorizer = tiny
     with pytest.raises(ValueError, match="calibration"):
         litert.export(colorizer, tmp_path / "q.tflite", "int8", shape=SHAPE)
-    with pytest.raises(ValueError, match="shape must be"):
-        litert.export(colorizer, tmp_path / "s.tflite", shape=(1, 64, 80, 2))
+    for bad in ((1, 64, 80, 2), (2, 64, 80, 3), (1, 8, 80, 3), (64, 80, 3)):
+        with pytest.raises(ValueError, match="shape must be"):
+            litert.export(colorizer, tmp_path / "s.tflite", shape=bad)
     with pytest.raises(ValueError, match="unknown precision"):
         litert.export(colorizer, tmp_path / "p.tflite", "int4", shape=SHAPE)
     assert list(tmp_path.iterdir()) == []
