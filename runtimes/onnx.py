@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import logging
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -136,22 +137,7 @@ def _to_onnx(colorizer: ColorizerModule, exporter: str):
         warnings.filterwarnings("ignore", category=FutureWarning)
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         if exporter == "dynamo":
-            # batch 2: torch.export specialises size-1 dimensions; AUTO lets channels be 1 or 3
-            auto = torch.export.Dim.AUTO
-            program = torch.onnx.export(
-                colorizer,
-                (torch.zeros(2, 64, 80, 3, dtype=torch.uint8),),
-                dynamo=True,
-                opset_version=OPSET,
-                input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
-                dynamic_shapes=({0: auto, 1: auto, 2: auto, 3: auto},),
-                verbose=False,
-            )
-            model = program.model_proto
-            _name_dynamic_axes(model)
-            _name_nodes_by_scope(model)
-            return model
+            return _dynamo_export(colorizer)
         path = Path(tmp) / "model.onnx"
         torch.onnx.export(
             colorizer,
@@ -167,6 +153,32 @@ def _to_onnx(colorizer: ColorizerModule, exporter: str):
             dynamo=False,
         )
         return onnx.load(str(path))
+
+
+def _dynamo_export(colorizer: ColorizerModule):
+    """The torch.export-based exporter; batch 2 in the example because torch.export specialises size-1
+    dimensions, and ``Dim.AUTO`` lets the channel count stay 1 or 3."""
+    auto = torch.export.Dim.AUTO
+    quiet = logging.getLogger("torch.onnx")  # its "torchvision is not installed" notes concern nothing here
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        program = torch.onnx.export(
+            colorizer,
+            (torch.zeros(2, 64, 80, 3, dtype=torch.uint8),),
+            dynamo=True,
+            opset_version=OPSET,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_shapes=({0: auto, 1: auto, 2: auto, 3: auto},),
+            verbose=False,
+        )
+    finally:
+        quiet.setLevel(level)
+    model = program.model_proto
+    _name_dynamic_axes(model)
+    _name_nodes_by_scope(model)
+    return model
 
 
 def _name_dynamic_axes(model) -> None:

@@ -110,8 +110,11 @@ def ignored_scope_names(ov_model) -> list[str]:
 
 def quantize(ov_model, batches: list[np.ndarray]):
     """NNCF post-training INT8 (min/max-style statistics over every calibration image) of the network."""
+    import logging
+
     import nncf
 
+    nncf.set_log_level(logging.ERROR)  # it lists every operation it leaves out: the ignored scope, by design
     ignored = ignored_scope_names(ov_model)
     dataset = nncf.Dataset(batches, lambda batch: {INPUT_NAME: batch})
     quantized = nncf.quantize(
