@@ -194,6 +194,7 @@ def quantize(cfg: QuantizeConfig, resume: bool = False, log=print, stop_after: i
         calibration=calibration,
         model_name=f"{Path(cfg.model).stem}-int8",
         checkpoint=parent_path,
+        force=True,  # this folder is the command's own output: a rerun replaces its artifact
     )
     lpips = LPIPS("alex")
     with module.Runner(exported.path, threads=cfg.threads) as runner:

@@ -65,8 +65,17 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return ckpt
 
 
-def _build(ckpt: dict[str, Any], where: str) -> nn.Module:
-    """The checkpoint's architecture (pruned as its plan says), validated before any weight is allocated."""
+def _without_legacy(model: nn.Module, entries: dict, expected: dict) -> dict:
+    """``entries`` (a state dict or a channel plan) less the layers that ``model`` no longer has by design
+    (its class's ``LEGACY_PREFIXES``: e.g. the teacher encoder's unused classifier, dropped from the
+    architecture after checkpoints holding it were written)."""
+    prefixes = getattr(model, "LEGACY_PREFIXES", ())
+    return {k: v for k, v in entries.items() if k in expected or not k.startswith(prefixes)}
+
+
+def _build(ckpt: dict[str, Any], where: str) -> tuple[nn.Module, dict]:
+    """The checkpoint's architecture (pruned as its plan says) and the state dict to load into it,
+    validated before any weight is allocated."""
     name, args = ckpt["model_name"], ckpt.get("model_args", {})
     state, plan = ckpt["state_dict"], ckpt.get("channel_plan")
     if not isinstance(name, str) or not isinstance(args, dict) or not isinstance(state, dict):
@@ -82,10 +91,12 @@ def _build(ckpt: dict[str, Any], where: str) -> nn.Module:
         with torch.device("meta"):
             skeleton = create_model(name, **args)
             if plan is not None:
+                plan = _without_legacy(skeleton, plan, dict(skeleton.named_modules()))
                 apply_channel_plan(skeleton, plan)
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"{where}: cannot rebuild model {name!r} from its arguments ({one_line(exc)})") from None
     expected = skeleton.state_dict()
+    state = _without_legacy(skeleton, state, expected)
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:
@@ -100,13 +111,13 @@ def _build(ckpt: dict[str, Any], where: str) -> nn.Module:
     if plan is not None:
         apply_channel_plan(model, plan)
         model.pruned = True
-    return model
+    return model, state
 
 
 def model_from_checkpoint(ckpt: dict[str, Any], where: str | Path = "checkpoint") -> nn.Module:
     """Rebuild and load the model a checkpoint dict holds; ``where`` names it in error messages."""
-    model = _build(ckpt, str(where))
-    state = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
+    model, state = _build(ckpt, str(where))
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     model.load_state_dict(state)
     if ckpt.get("input_size"):
         model.input_size = int(ckpt["input_size"])

@@ -157,3 +157,23 @@ def test_a_refused_pickle_is_reported_in_one_line(tmp_path):
     with pytest.raises(ValueError, match="not a readable checkpoint") as info:
         load_checkpoint(path)
     assert "\n" not in str(info.value)
+
+
+def test_checkpoints_from_before_the_classifier_left_the_teacher_still_load(tmp_path):
+    from edge_colorizer.models.encoders import EfficientNetLite0
+
+    model = create_model("unet_generator", pretrained=False, decoder_width=8).eval()
+    save_model(model, tmp_path / "new.pt")
+    ckpt = torch.load(tmp_path / "new.pt", weights_only=True)
+    # what the first teachers held: the EfficientNet classifier head beside the encoder's layers
+    head = EfficientNetLite0(classifier=True)
+    for key, value in head.state_dict().items():
+        if key.startswith(("_conv_head.", "_bn1.", "_fc.")):
+            ckpt["state_dict"][f"encoder.backbone.{key}"] = value
+    torch.save(ckpt, tmp_path / "old.pt")
+    x = torch.randn(1, 1, 32, 32)
+    assert torch.equal(load_model(tmp_path / "old.pt")(x), model(x))
+    ckpt["state_dict"]["encoder.backbone._blocks.99.weight"] = torch.zeros(1)  # anything else is still refused
+    torch.save(ckpt, tmp_path / "forged.pt")
+    with pytest.raises(ValueError, match="unexpected encoder.backbone._blocks.99.weight"):
+        load_model(tmp_path / "forged.pt")

@@ -100,6 +100,9 @@ class UNetGenerator(ABPredictor):
 
     DECODERS = ("plain", "dynamic")
     ACCEPTS_PRETRAINED = True  # checkpoints rebuild it with pretrained=False, then load their own weights
+    # the EfficientNet classifier, never used by the decoder, left the architecture; older checkpoints
+    # (the first teachers, their training states) still hold it and load without it
+    LEGACY_PREFIXES = ("encoder.backbone._conv_head.", "encoder.backbone._bn1.", "encoder.backbone._fc.")
 
     def __init__(
         self,
