@@ -214,7 +214,9 @@ class BandKernel:
         """Scratch tensor ``name`` of this shape, reused from call to call (grown when too small)."""
         size = math.prod(shape)
         buf = self.scratch.get(name)
-        if buf is None or buf.numel() < size or buf.dtype != dtype:
+        # a buffer made under inference_mode cannot be written outside it (and the module may be called both ways)
+        stale = buf is not None and buf.is_inference() != torch.is_inference_mode_enabled()
+        if buf is None or stale or buf.numel() < size or buf.dtype != dtype:
             buf = self.scratch[name] = torch.empty(size, dtype=dtype, device=self.y_table.device)
         return buf[:size].view(shape)
 

@@ -220,3 +220,16 @@ def test_cuda_graph_pipeline_matches_the_cpu(batch, shape):
         ref = colorizer(x)
     assert out.is_cuda and out.dtype == torch.uint8 and _parity(again.cpu().flip(0), out.cpu())[0] <= 1
     assert _parity(out.cpu(), ref)[0] <= 8
+
+
+def test_inference_mode_then_no_grad_on_the_same_module():
+    # the in-place kernel's scratch buffers made under inference_mode must not be written outside it
+    colorizer = ColorizerModule(create_model("unet_s", width=8), size=32).eval()
+    x = torch.from_numpy(np.random.default_rng(3).integers(0, 256, (1, 40, 52, 3), dtype=np.uint8))
+    with torch.inference_mode():
+        first = colorizer(x)
+    with torch.no_grad():
+        again = colorizer(x)
+    with torch.inference_mode():
+        third = colorizer(x)
+    assert torch.equal(first, again) and torch.equal(first, third)
