@@ -2,12 +2,14 @@
 
 litert-torch converts the colorizer at one fixed input shape (it fails on dynamic H and W), so an
 export takes the shape (default 1x256x256x3; a 1080p file is a separate export) and the runner
-accepts that shape only. The graph is :class:`runtimes.portable.Uint8Colorizer`: uint8 NHWC in,
-uint8 RGB out, the float Lab kernel inside. Precisions: fp32; fp16 (network weights stored as fp16);
-int8-dynamic (int8 network weights, activations quantized on the fly); int8 (full-integer network,
-calibrated on the caller's images). The quantizer (ai-edge-quantizer) touches only ops inside the
-network's layers: the Lab math, the resizes and the ab decoding stay fp32. Metadata is a JSON
-entry ``edge_colorizer`` in the flatbuffer's metadata table. Parity against torch gates the export.
+accepts that shape only. The graph is ``ColorizerModule`` itself (uint8 NHWC in, uint8 RGB out, its
+Lab fast path inside); should litert-torch fail on it, :class:`runtimes.portable.Uint8Colorizer`
+(the float Lab kernel) is converted instead and the failure recorded in the metadata.
+Precisions: fp32; fp16 (network weights stored as fp16); int8-dynamic (int8 network weights,
+activations quantized on the fly); int8 (full-integer network, calibrated on the caller's images).
+The quantizer (ai-edge-quantizer) touches only ops inside the network's layers: the Lab math, the
+resizes and the ab decoding stay fp32. Metadata is a JSON entry ``edge_colorizer`` in the
+flatbuffer's metadata table. Parity against torch gates the export.
 """
 
 from __future__ import annotations
@@ -38,9 +40,9 @@ FORMAT = FORMATS["tflite"]
 DEFAULT_SHAPE = (1, 256, 256, 3)
 METADATA_NAME = "edge_colorizer"
 # Ops inside a layer of the network: their output tensors are named by module path, and the network's
-# own layers sit one level below ``net`` (``.../FloatColorizer_colorizer/<Net>_net/<layer>/...``). The
-# ab decoding (exp, max, the bin-centre conv, divide) is named ``.../<Net>_net;N``, directly in ``net``.
-NETWORK_SCOPE = r"FloatColorizer_colorizer/[^;/]+_net/[^;]"
+# own layers sit one level below ``net`` (``.../<Net>_net/<layer>/...``). The ab decoding (exp, max,
+# the bin-centre conv, divide) is named ``.../<Net>_net;N``, directly in ``net``: it stays float.
+NETWORK_SCOPE = r"_net/[^;]"
 _WEIGHT_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "CONV_2D_TRANSPOSE")
 QUANTIZATION = {
     "fp32": "none",
@@ -117,10 +119,18 @@ class LiteRTRunner(BaseRunner):
 Runner = LiteRTRunner
 
 
-def _convert(colorizer: ColorizerModule, shape: tuple[int, int, int, int]) -> bytes:
+def _graphs(colorizer: ColorizerModule) -> list[tuple[str, torch.nn.Module]]:
+    """The modules to convert, in order of preference: the colorizer itself, then its portable form."""
+    ready = export_ready(colorizer)
+    return [
+        ("ColorizerModule", ready),
+        ("runtimes.portable.Uint8Colorizer", Uint8Colorizer(FloatColorizer.from_colorizer(ready)).eval()),
+    ]
+
+
+def _convert(module: torch.nn.Module, shape: tuple[int, int, int, int]) -> bytes:
     import litert_torch
 
-    module = Uint8Colorizer(FloatColorizer.from_colorizer(export_ready(colorizer))).eval()
     edge_model = litert_torch.convert(module, (torch.zeros(shape, dtype=torch.uint8),))
     return bytes(edge_model.model_content())
 
@@ -209,10 +219,21 @@ def export(
     tolerance = FORMAT.tolerances[precision]
     started = time.perf_counter()
     with staged(out, force=force) as tmp:
+        failures: list[str] = []
+        for graph, module in _graphs(colorizer):
+            try:
+                model = _convert(module, shape)
+                break
+            except Exception as exc:  # litert-torch raises many types: the next graph is tried
+                failures.append(f"{graph}: {exc.__class__.__name__}: {' '.join(str(exc).split())[:200]}")
+        else:
+            raise ExportError(f"{out}: LiteRT conversion failed ({'; '.join(failures)})")
         try:
-            model = quantize(_convert(colorizer, shape), precision, batches)
-        except Exception as exc:  # the converter and quantizer raise many types; one line naming the file
-            raise ExportError(f"{out}: LiteRT conversion failed ({exc.__class__.__name__}: {str(exc)[:300]})") from exc
+            model = quantize(model, precision, batches)
+        except Exception as exc:  # one line naming the file
+            raise ExportError(
+                f"{out}: LiteRT quantization failed ({exc.__class__.__name__}: {str(exc)[:300]})"
+            ) from exc
         tmp.write_bytes(model)
         parity = measure_parity(colorizer, LiteRTRunner(tmp))
         parity_gate(out, parity, tolerance)
@@ -224,7 +245,8 @@ def export(
             checkpoint,
             input=json.dumps({"name": INPUT_NAME, "dtype": "uint8", "layout": "NHWC", "shape": list(shape)}),
             shape=json.dumps(list(shape)),
-            graph="runtimes.portable.Uint8Colorizer (float Lab kernel, matrix resizes)",
+            graph=graph,
+            graph_fallback="; ".join(failures),
             converter=f"litert-torch {_version('litert-torch')}",
             runtime=f"ai-edge-litert {_version('ai-edge-litert')} Interpreter, XNNPACK delegate",
             quantization=QUANTIZATION[precision],

@@ -1,10 +1,11 @@
-"""The colorizer in the form that LiteRT and Core ML convert: the float Lab kernel and matrix resizes.
+"""The colorizer in float ops and matrix products: what Core ML converts, and LiteRT's fallback.
 
-``ColorizerModule``'s uint8 fast path (lookup tables, gathers, segment resizes) does not convert with
-litert-torch 0.10 (MLIR rejects its unsigned constants; the matrix form fails on ``add(alpha=)``), and
-Core ML needs float or image inputs. These modules compute the same thing as
-``edge_colorizer.colorizer.colorize_reference`` from the same network and the same
-:mod:`edge_colorizer.lab` kernel; every export still measures its parity against ``ColorizerModule``.
+Core ML takes no uint8 tensors and needs one graph for every image size, so it converts
+:class:`FloatColorizer` (images as floats, the ab upsample as matrix products) rather than
+``ColorizerModule``'s uint8 fast path; LiteRT converts ``ColorizerModule`` and uses
+:class:`Uint8Colorizer` only where litert-torch fails on it (as it did on an earlier fast path).
+Both compute what ``edge_colorizer.colorizer.colorize_reference`` computes, from the same network
+and the same :mod:`edge_colorizer.lab` kernel; every export measures its parity against ``ColorizerModule``.
 """
 
 from __future__ import annotations

@@ -52,7 +52,7 @@ def fp32(tmp_path_factory, tiny, tiny_checkpoint):
 @pytest.fixture
 def converted(monkeypatch, fp32):
     """Later exports reuse the fixture's conversion: they test quantization, gating and metadata."""
-    monkeypatch.setattr(litert, "_convert", lambda colorizer, shape: fp32[2])
+    monkeypatch.setattr(litert, "_convert", lambda module, shape: fp32[2])
     return fp32[0]
 
 
@@ -152,13 +152,26 @@ def test_parity_failure_fails_the_export_and_leaves_nothing(tmp_path, converted)
 
 
 def test_a_conversion_failure_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, tiny):
-    def fail(colorizer, shape):
+    def fail(module, shape):
         raise RuntimeError("Verification failed:\nerror: unknown op")
 
     monkeypatch.setattr(litert, "_convert", fail)
-    with pytest.raises(ExportError, match=r"bad\.tflite: LiteRT conversion failed \(RuntimeError"):
+    with pytest.raises(ExportError, match=r"bad\.tflite: LiteRT conversion failed \(ColorizerModule: RuntimeError"):
         litert.export(tiny, tmp_path / "bad.tflite", shape=SHAPE)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_portable_graph_stands_in_when_the_colorizer_fails_to_convert(tmp_path, monkeypatch, fp32):
+    def convert(module, shape):
+        if isinstance(module, ColorizerModule):
+            raise TypeError("_aten_add_tensor() got an unexpected keyword argument 'alpha'")
+        return fp32[2]
+
+    monkeypatch.setattr(litert, "_convert", convert)
+    exported = litert.export(fp32[0], tmp_path / "p.tflite", shape=SHAPE)
+    assert exported.metadata["graph"] == "runtimes.portable.Uint8Colorizer"
+    assert exported.metadata["graph_fallback"].startswith("ColorizerModule: TypeError: _aten_add_tensor()")
+    assert fp32[1].metadata["graph"] == "ColorizerModule" and fp32[1].metadata["graph_fallback"] == ""
 
 
 @pytest.mark.slow
