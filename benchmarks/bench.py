@@ -28,13 +28,12 @@ from benchmarks.profile import count_macs, count_params
 from edge_colorizer.checkpoint import load_model
 from edge_colorizer.colorizer import DEFAULT_SIZE, ColorizerModule, GrayBaseline
 from edge_colorizer.inference import BUNDLED, resolve_model_path
-from edge_colorizer.io import find_images, read_image
+from edge_colorizer.io import find_images, fit_long_side, one_line, read_image
 from edge_colorizer.metrics import ae, colorfulness, delta_e2000, mse, psnr, ssim
 from edge_colorizer.metrics.lpips import LPIPS, to_lpips_input
 from edge_colorizer.models import create_model, list_models
-from runtimes.artifacts import one_line
 from runtimes.compare import unavailable
-from runtimes.export import export_artifact, fit_long_side, load_calibration
+from runtimes.export import export_artifact, load_calibration
 from runtimes.formats import RUNTIMES, format_for_runtime
 from runtimes.runners import INPUT_NAME, OUTPUT_NAME, BaseRunner, TorchRunner, compare, conform
 

@@ -19,10 +19,11 @@ import torch
 import torch.nn as nn
 
 from benchmarks.profile import count_macs, count_params
-from compress.card import hardware, sha256, validation_table, write_card_markdown
+from compress.card import hardware, validation_table, write_card_markdown
 from edge_colorizer.checkpoint import load_model, save_model
 from edge_colorizer.colorizer import DEFAULT_SIZE
 from edge_colorizer.inference import resolve_model_path
+from edge_colorizer.io import file_sha256
 from training.config import TrainConfig
 from training.train import train
 
@@ -169,7 +170,7 @@ def prune(cfg: PruneConfig, resume: bool = False, log=print, stop_after: int | N
         "title": f"Pruned {cfg.parent}",
         "method": f"structured channel pruning ({cfg.importance} importance, torch-pruning), {cfg.rounds} round(s) "
         f"of prune + fine-tune{' distilled from ' + teacher if teacher else ''}",
-        "parent": f"{cfg.parent} (sha256 {sha256(parent_path)[:16]})",
+        "parent": f"{cfg.parent} (sha256 {file_sha256(parent_path)[:16]})",
         "channel ratio": f"{ratio:.3f}",
         "params": f"{count_params(parent) / 1e6:.3f} M -> {count_params(net) / 1e6:.3f} M",
         "GMACs": f"{count_macs(parent, size) / 1e9:.3f} -> {count_macs(net, size) / 1e9:.3f} at {size}x{size}",

@@ -22,11 +22,12 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from compress.card import hardware, sha256, write_card_markdown
+from compress.card import hardware, write_card_markdown
 from edge_colorizer.checkpoint import load_model, save_model
 from edge_colorizer.colorizer import DEFAULT_SIZE, ColorizerModule
 from edge_colorizer.inference import resolve_model_path
-from edge_colorizer.io import find_images, read_image, write_bytes_atomic
+from edge_colorizer.io import file_sha256, write_bytes_atomic
+from runtimes.export import load_calibration
 from runtimes.formats import get_format, load_format_module
 from runtimes.runners import INPUT_NAME, OUTPUT_NAME
 from training.config import TrainConfig
@@ -58,22 +59,6 @@ class QuantizeConfig:
             raise ValueError(f"format {self.format!r} has no INT8 export that runs here (use onnx or openvino)")
         if self.calibration_images < 1 or self.budget < 0:
             raise ValueError("calibration_images must be >= 1 and budget >= 0")
-
-
-def calibration_images(folder: str | Path, count: int, side: int) -> list[np.ndarray]:
-    """``count`` photos spread evenly over ``folder``, long side resized to ``side`` (uint8 RGB)."""
-    from PIL import Image
-
-    paths = find_images([str(folder)])
-    if not paths:
-        raise ValueError(f"{folder}: no calibration photos")
-    picked = [paths[i] for i in np.linspace(0, len(paths) - 1, min(count, len(paths))).round().astype(int)]
-    images = []
-    for path in picked:
-        img = Image.fromarray(read_image(path).rgb)
-        scale = side / max(img.size)
-        images.append(np.asarray(img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))))))
-    return images
 
 
 def runner_colorizer(runner):
@@ -184,7 +169,7 @@ def quantize(cfg: QuantizeConfig, resume: bool = False, log=print, stop_after: i
         save_model(net, out / "qat" / "model.pt", input_size=size)  # the QAT-tuned float weights, plain again
     fmt = get_format(cfg.format)
     module = load_format_module(fmt)
-    calibration = calibration_images(cfg.data, cfg.calibration_images, cfg.calibration_side)
+    calibration = load_calibration(cfg.data, cfg.calibration_images, cfg.calibration_side)
     log(f"calibrating on {len(calibration)} photos from {cfg.data}; exporting {fmt.name} int8")
     target = out / f"model_int8{fmt.suffix}"
     exported = module.export(
@@ -215,7 +200,7 @@ def quantize(cfg: QuantizeConfig, resume: bool = False, log=print, stop_after: i
     card = {
         "title": f"{cfg.model} in INT8 ({fmt.name})",
         "method": f"{method}; network only (Lab kernel, resizes and ab decoding stay float)",
-        "parent": f"{cfg.model} (sha256 {sha256(parent_path)[:16]})",
+        "parent": f"{cfg.model} (sha256 {file_sha256(parent_path)[:16]})",
         "format": f"{fmt.name}, run by {fmt.runtime}",
         "calibration": f"{len(calibration)} photos from {cfg.data}, long side {cfg.calibration_side}",
         "validation LPIPS change": f"{loss:+.4f} (budget {cfg.budget})",

@@ -100,7 +100,9 @@ def _resize_rows_segments(x: torch.Tensor, size: int) -> torch.Tensor:
     grid = x.index_select(-2, index.flatten()).unflatten(-2, (size + 1, -1))  # (..., size + 1, taps, W)
     sums = weights @ grid  # (..., size + 1, 2, W)
     norm = weights.sum(-1)
-    shrunk = (sums[..., 1:, 0, :] + sums[..., :-1, 1, :]) / (norm[1:, 0] + norm[:-1, 1])[:, None]
+    # when enlarging, this branch is computed but not selected: keep it finite (no 0/0), as INT8
+    # calibrators read every intermediate tensor's range
+    shrunk = (sums[..., 1:, 0, :] + sums[..., :-1, 1, :]) / (norm[1:, 0] + norm[:-1, 1]).clamp(min=1e-6)[:, None]
     centres = (torch.arange(size, dtype=x.dtype, device=x.device) + 0.5) * s - 0.5
     left = centres.floor()
     frac = (centres - left)[:, None]

@@ -16,7 +16,7 @@ import torch
 
 from edge_colorizer.colorizer import ColorizerModule, GrayBaseline
 from edge_colorizer.inference import ArrayColorizer, as_array_colorizer, is_out_of_memory
-from edge_colorizer.io import DEFAULT_MAX_PIXELS, one_line, read_image, scan_inputs, shown, write_image
+from edge_colorizer.io import DEFAULT_MAX_PIXELS, fit_long_side, one_line, read_image, scan_inputs, shown, write_image
 from edge_colorizer.metrics import colorfulness, psnr
 
 
@@ -32,16 +32,6 @@ class EvalResult:
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-
-def _fit(rgb: np.ndarray, max_side: int | None) -> np.ndarray:
-    if not max_side or max(rgb.shape[:2]) <= max_side:
-        return rgb
-    from PIL import Image
-
-    img = Image.fromarray(rgb)
-    scale = max_side / max(img.size)
-    return np.asarray(img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.LANCZOS))
 
 
 # AlexNet's LPIPS pools its input down five times: below 31 px on the short side a feature map is
@@ -102,7 +92,7 @@ def evaluate(
     for found in scan.images:
         path, name = found.path, shown(found.path)
         try:
-            truth = _fit(read_image(path, max_pixels=max_pixels).rgb, max_side)
+            truth = fit_long_side(read_image(path, max_pixels=max_pixels).rgb, max_side)
             if _is_gray(truth):
                 raise ValueError(f"{name}: a gray photo (R = G = B), no colour to score a colorizer against")
             if lpips is not None and min(truth.shape[:2]) < LPIPS_MIN_SIDE:

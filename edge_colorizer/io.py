@@ -7,9 +7,11 @@ characters escaped) and says why, so a batch can report one line per bad file an
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import re
 import secrets
+import shutil
 import stat
 import warnings
 from collections.abc import Iterable, Iterator
@@ -104,9 +106,10 @@ def os_reason(exc: OSError) -> str:
 # ---- temporary files -------------------------------------------------------------------------------
 # A temporary is ".<target name>.edge-colorizer-<pid>-<token>.tmp" beside its target: hidden (folder
 # scans skip it), without an image suffix (no pattern for images matches it), recognisable, and its
-# writer's pid says whether it is still being written.
+# writer's pid says whether it is still being written. An exported artifact's temporary keeps the
+# artifact's suffix after ".tmp" (converters check it); artifacts are never images.
 _TEMP_TAG = "edge-colorizer"
-_TEMP_RE = re.compile(rf"^\.(?P<name>.+)\.{_TEMP_TAG}-(?P<pid>\d+)-[0-9a-z_]+\.tmp$", re.DOTALL)
+_TEMP_RE = re.compile(rf"^\.(?P<name>.+)\.{_TEMP_TAG}-(?P<pid>\d+)-[0-9a-z_]+\.(tmp|old)(\.\w+)?$", re.DOTALL)
 
 
 def _truncate_name(name: str, limit: int) -> str:
@@ -116,9 +119,10 @@ def _truncate_name(name: str, limit: int) -> str:
     return name
 
 
-def temporary_name(path: str | Path) -> str:
-    """A fresh temporary name for ``path``; at most 255 bytes however long the target's name is."""
-    tail = f".{_TEMP_TAG}-{os.getpid()}-{secrets.token_hex(4)}.tmp"
+def temporary_name(path: str | Path, suffix: str = "", kind: str = "tmp") -> str:
+    """A fresh temporary name for ``path`` (``suffix`` after ``.tmp``, e.g. ``.onnx``; ``kind`` "old" for
+    a replaced folder moved aside); at most 255 bytes however long the target's name is."""
+    tail = f".{_TEMP_TAG}-{os.getpid()}-{secrets.token_hex(4)}.{kind}{suffix}"
     return "." + _truncate_name(Path(path).name, NAME_MAX - 1 - len(tail)) + tail
 
 
@@ -146,29 +150,41 @@ def sweep_temporaries(folder: str | Path) -> list[Path]:
     """Remove the temporaries under ``folder`` whose writer is no longer running (killed mid-write);
     returns what was removed. Links are not followed; a temporary still being written is kept."""
     removed = []
-    for parent, _dirs, files in os.walk(folder):
-        for name in files:
+    for parent, dirs, files in os.walk(folder):
+        for name in [*files, *dirs]:
             if _stale(name):
                 path = Path(parent) / name
-                try:
-                    path.unlink()
+                if remove_path(path):
                     removed.append(path)
-                except FileNotFoundError:
-                    pass  # another run swept it first
+        dirs[:] = [d for d in dirs if not _stale(d)]
     return removed
 
 
-def _sweep_target(path: Path) -> None:
-    """Remove the stale temporaries of one target, including the pid-less names older versions wrote."""
+def remove_path(path: Path) -> bool:
+    """Remove a file or (without following links) a folder; False if another run removed it first."""
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+        return True
+    except FileNotFoundError:
+        return False
+
+
+def sweep_target(path: str | Path) -> None:
+    """Remove the stale temporaries (files or folders) of one target, including the pid-less names older
+    versions wrote."""
+    path = Path(path)
     prefix = "." + _truncate_name(path.name, 200)  # every temporary name of this target starts so
     legacy = re.compile(rf"^\.{re.escape(path.name)}\.[0-9a-z_]+\.tmp$")
     try:
-        names = [n for n in os.listdir(path.parent) if n.startswith(prefix) and n.endswith(".tmp")]
+        names = [n for n in os.listdir(path.parent) if n.startswith(prefix)]
     except OSError:
         return
     for name in names:
         if _stale(name) or (not _TEMP_RE.match(name) and legacy.match(name)):
-            (path.parent / name).unlink(missing_ok=True)
+            remove_path(path.parent / name)
 
 
 @contextmanager
@@ -182,7 +198,7 @@ def atomic_write(path: str | Path, sweep: bool = True, sync: bool = True) -> Ite
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if sweep:
-        _sweep_target(path)
+        sweep_target(path)
     tmp = None
     try:
         while tmp is None:
@@ -208,6 +224,24 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
     with atomic_write(path) as f:
         f.write(data)
     return Path(path)
+
+
+def fit_long_side(rgb: np.ndarray, max_side: int | None) -> np.ndarray:
+    """``rgb`` (H, W, C) uint8 shrunk (Lanczos) so its long side is at most ``max_side`` (None: as is)."""
+    if not max_side or max(rgb.shape[:2]) <= max_side:
+        return rgb
+    img = Image.fromarray(rgb)
+    scale = max_side / max(img.size)
+    return np.asarray(img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.LANCZOS))
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def default_file_mode() -> int:

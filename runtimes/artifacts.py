@@ -4,12 +4,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import re
-import shutil
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,32 +14,13 @@ import numpy as np
 
 from edge_colorizer import __version__
 from edge_colorizer.colorizer import ColorizerModule
-from edge_colorizer.io import default_file_mode
+from edge_colorizer.io import default_file_mode, file_sha256, remove_path, sweep_target, temporary_name
 from edge_colorizer.lab import AB_NORM, L_CENT, L_NORM, WHITE_D65
 from runtimes.runners import INPUT_NAME, OUTPUT_NAME, BaseRunner, Parity, TorchRunner, compare
-
-# temporaries are ".<artifact name>.<pid>.<random>.tmp<suffix>": recognisable, and stale once <pid> is gone
-_TEMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.(tmp|old)")
-
-
-def one_line(exc: BaseException, limit: int = 300) -> str:
-    """An exception as one line (SDKs raise multi-paragraph messages), at most ``limit`` characters."""
-    text = " ".join(str(exc).split()) or exc.__class__.__name__
-    return text[:limit] + ("..." if len(text) > limit else "")
 
 
 class ExportError(RuntimeError):
     """An export that cannot be done or did not pass its checks; the message is one line naming the path."""
-
-
-def sha256_of(path: str | Path | None) -> str:
-    if path is None or not Path(path).is_file():
-        return ""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def artifact_metadata(
@@ -64,7 +41,7 @@ def artifact_metadata(
         "input": json.dumps({"name": INPUT_NAME, "dtype": "uint8", "layout": "NHWC", "channels": [1, 3]}),
         "output": json.dumps({"name": OUTPUT_NAME, "dtype": "uint8", "layout": "NHWC", "channels": 3}),
         "lab": json.dumps({"white": WHITE_D65, "l_cent": L_CENT, "l_norm": L_NORM, "ab_norm": AB_NORM}),
-        "checkpoint_sha256": sha256_of(checkpoint),
+        "checkpoint_sha256": file_sha256(checkpoint) if checkpoint and Path(checkpoint).is_file() else "",
         **extra,
     }
 
@@ -81,35 +58,6 @@ def parity_gate(where: str | Path, parity: Parity, tolerance: tuple[int, float])
             f"{where}: parity check failed: max |diff| {parity.max_abs}, mean {parity.mean_abs:.4f} uint8 levels "
             f"(limits: max {tolerance[0]}, mean {tolerance[1]})"
         )
-
-
-def _pid_running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)
-
-
-def sweep_stale(out: Path) -> None:
-    """Remove the temporaries of ``out`` left by an exporter that was killed mid-write."""
-    try:
-        names = os.listdir(out.parent)
-    except OSError:
-        return
-    for name in names:
-        m = _TEMP_RE.match(name)
-        if m and m["name"] == out.name and not _pid_running(int(m["pid"])):
-            _remove(out.parent / name)
 
 
 def check_destination(out: Path, force: bool) -> None:
@@ -138,9 +86,8 @@ def staged(out: str | Path, force: bool = False, folder: bool = False) -> Iterat
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ExportError(f"{out}: cannot create folder {out.parent} ({exc.strerror})") from None
-    sweep_stale(out)
-    tag = f"{os.getpid()}.{uuid.uuid4().hex[:8]}"
-    tmp = out.parent / f".{out.name}.{tag}.tmp{out.suffix}"
+    sweep_target(out)  # what an exporter killed mid-write left
+    tmp = out.parent / temporary_name(out, suffix=out.suffix)
     try:
         if folder:
             tmp.mkdir()
@@ -148,22 +95,23 @@ def staged(out: str | Path, force: bool = False, folder: bool = False) -> Iterat
         if not os.path.lexists(tmp):
             raise ExportError(f"{out}: the exporter wrote nothing")
         try:
-            _commit(tmp, out, tag)
+            _commit(tmp, out)
         except OSError as exc:
             raise ExportError(f"{out}: cannot write ({exc.strerror or exc})") from None
     finally:
-        _remove(tmp)  # gone already after a successful rename
+        if os.path.lexists(tmp):  # gone already after a successful rename
+            remove_path(tmp)
 
 
-def _commit(tmp: Path, out: Path, tag: str) -> None:
+def _commit(tmp: Path, out: Path) -> None:
     file_mode = default_file_mode()
     dir_mode = file_mode | (file_mode & 0o444) >> 2  # the umask's mode: r bits give x bits for folders
     for path in [tmp, *tmp.rglob("*")] if tmp.is_dir() else [tmp]:
         os.chmod(path, dir_mode if path.is_dir() else file_mode)
     if tmp.is_dir() and os.path.lexists(out):
-        old = out.parent / f".{out.name}.{tag}.old"
+        old = out.parent / temporary_name(out, kind="old")
         os.replace(out, old)  # a folder cannot be renamed over another: move the old one aside first
         os.replace(tmp, out)
-        _remove(old)
+        remove_path(old)
     else:
         os.replace(tmp, out)

@@ -13,7 +13,8 @@ import numpy as np
 import torch
 
 from edge_colorizer.colorizer import ColorizerModule
-from runtimes.artifacts import measure_parity, one_line
+from edge_colorizer.io import one_line
+from runtimes.artifacts import measure_parity
 from runtimes.export import export_artifact, read_artifact_metadata
 from runtimes.formats import FORMATS, Format, load_format_module
 from runtimes.runners import Parity

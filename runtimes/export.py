@@ -8,9 +8,9 @@ import inspect
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from edge_colorizer.colorizer import ColorizerModule
+from edge_colorizer.io import fit_long_side
 from runtimes.artifacts import ExportError, check_destination
 from runtimes.formats import Format, get_format, load_format_module
 from runtimes.runners import Exported
@@ -19,22 +19,16 @@ CALIBRATION_IMAGES = 32  # default number of calibration photos read from a fold
 CALIBRATION_SIDE = 512  # their long side: the network sees a fixed small L anyway
 
 
-def fit_long_side(rgb: np.ndarray, max_side: int) -> np.ndarray:
-    """``rgb`` (H, W, C) uint8 shrunk (Lanczos) so its long side is at most ``max_side``."""
-    if max(rgb.shape[:2]) <= max_side:
-        return rgb
-    img = Image.fromarray(rgb)
-    scale = max_side / max(img.size)
-    return np.asarray(img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.LANCZOS))
-
-
 def load_calibration(folder: str | Path, max_images: int = CALIBRATION_IMAGES, max_side: int = CALIBRATION_SIDE):
-    """uint8 RGB calibration images from a folder of photos (the first ``max_images``, sorted by path).
+    """uint8 RGB calibration images from a folder of photos: ``max_images`` spread evenly over the sorted
+    paths (a pool sorted by source package would otherwise calibrate on one package only).
 
     Calibration sets the int8 ranges: use photos like the real inputs, never the evaluation photos."""
     from edge_colorizer.io import find_images, read_image
 
-    paths = find_images([str(folder)])[:max_images]
+    paths = find_images([str(folder)])
+    if len(paths) > max_images:
+        paths = [paths[i] for i in np.linspace(0, len(paths) - 1, max_images).round().astype(int)]
     images = [fit_long_side(read_image(p).rgb, max_side) for p in paths]
     if not images:
         raise ValueError(f"{folder}: no calibration images found")

@@ -23,7 +23,8 @@ import numpy as np
 import torch
 
 from edge_colorizer.colorizer import ColorizerModule
-from runtimes.artifacts import ExportError, artifact_metadata, measure_parity, one_line, parity_gate, staged
+from edge_colorizer.io import one_line
+from runtimes.artifacts import ExportError, artifact_metadata, measure_parity, parity_gate, staged
 from runtimes.formats import FORMATS
 from runtimes.runners import (
     INPUT_NAME,
@@ -426,7 +427,7 @@ def export(
             try:
                 raw = _to_onnx(ready, name)
             except Exception as exc:  # an exporter that cannot handle the module: the next one is tried
-                failures.append(f"{name}: {exc.__class__.__name__}: {one_line(exc)}")
+                failures.append(f"{name}: {one_line(exc)}")
                 continue
             uint8_at_the_edges(raw)
             candidates = [("onnxsim", _simplified(raw) if simplify else None), ("none", raw)]
@@ -436,7 +437,7 @@ def export(
                 try:
                     parity = _check_and_measure(fp32, ready, tmp)
                 except Exception as exc:  # a graph the checker or ONNX Runtime refuses: the next candidate
-                    failures.append(f"{name}+{simplifier}: {exc.__class__.__name__}: {one_line(exc)}")
+                    failures.append(f"{name}+{simplifier}: {one_line(exc)}")
                     continue
                 if parity.within(*FORMAT.tolerances["fp32"]):
                     break

@@ -233,3 +233,14 @@ def test_inference_mode_then_no_grad_on_the_same_module():
     with torch.inference_mode():
         third = colorizer(x)
     assert torch.equal(first, again) and torch.equal(first, third)
+
+
+def test_segments_resize_has_no_nan_when_enlarging():
+    # the shrinking branch is computed and discarded when enlarging: it must stay finite, or INT8
+    # calibrators (which read every intermediate) and gradients see NaN
+    from edge_colorizer.colorizer import resize_segments
+
+    x = torch.rand(1, 1, 50, 60, requires_grad=True)
+    out = resize_segments(x, 64)
+    out.sum().backward()
+    assert torch.isfinite(out).all() and torch.isfinite(x.grad).all()

@@ -2,7 +2,8 @@ import os
 
 import pytest
 
-from runtimes.artifacts import ExportError, artifact_metadata, staged, sweep_stale
+from edge_colorizer.io import sweep_target
+from runtimes.artifacts import ExportError, artifact_metadata, staged
 
 
 def test_staged_file_is_renamed_into_place_with_the_umask_mode(tmp_path):
@@ -73,13 +74,15 @@ def test_a_read_only_folder_is_one_line(tmp_path):
 
 def test_temporaries_of_killed_exporters_are_swept(tmp_path):
     out = tmp_path / "a.onnx"
-    dead = tmp_path / ".a.onnx.999999999.0123abcd.tmp.onnx"  # no such pid
-    alive = tmp_path / f".a.onnx.{os.getpid()}.0123abcd.tmp.onnx"
-    other = tmp_path / ".b.onnx.999999999.0123abcd.tmp.onnx"
+    dead = tmp_path / ".a.onnx.edge-colorizer-999999999-0123abcd.tmp.onnx"  # no such pid
+    dead_folder = tmp_path / ".a.onnx.edge-colorizer-999999998-0123abcd.tmp"  # a folder artifact's
+    alive = tmp_path / f".a.onnx.edge-colorizer-{os.getpid()}-0123abcd.tmp.onnx"
+    other = tmp_path / ".b.onnx.edge-colorizer-999999999-0123abcd.tmp.onnx"
     for p in (dead, alive, other):
         p.write_bytes(b"")
-    sweep_stale(out)
-    assert not dead.exists() and alive.exists() and other.exists()
+    (dead_folder / "sub").mkdir(parents=True)
+    sweep_target(out)
+    assert not dead.exists() and not dead_folder.exists() and alive.exists() and other.exists()
 
 
 def test_metadata_is_strings_naming_the_format(tiny):
