@@ -14,8 +14,6 @@ import csv
 import json
 import math
 import platform
-import statistics
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,7 +22,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from benchmarks.profile import count_macs, count_params
+from compress.card import CARD_SUFFIX
 from edge_colorizer.checkpoint import load_model
 from edge_colorizer.colorizer import DEFAULT_SIZE, ColorizerModule, GrayBaseline
 from edge_colorizer.inference import BUNDLED, resolve_model_path
@@ -32,9 +30,13 @@ from edge_colorizer.io import find_images, fit_long_side, one_line, read_image
 from edge_colorizer.metrics import ae, colorfulness, delta_e2000, mse, psnr, ssim
 from edge_colorizer.metrics.lpips import LPIPS, to_lpips_input
 from edge_colorizer.models import create_model, list_models
+from edge_colorizer.models.profile import count_macs, count_params
+from edge_colorizer.timing import time_ms
+from runtimes.artifacts import artifact_size
 from runtimes.compare import unavailable
-from runtimes.export import export_artifact, load_calibration
-from runtimes.formats import RUNTIMES, format_for_runtime
+from runtimes.export import export_artifact, load_calibration, read_artifact_metadata
+from runtimes.formats import RUNTIMES, format_for_runtime, load_format_module
+from runtimes.models import artifact_format
 from runtimes.runners import INPUT_NAME, OUTPUT_NAME, BaseRunner, TorchRunner, compare, conform
 
 PROTOCOLS = ("paper", "deploy")
@@ -86,10 +88,12 @@ class Row:
 @dataclass
 class ModelSpec:
     label: str
-    net: torch.nn.Module
+    net: torch.nn.Module | None
     checkpoint: Path | None
     note: str
     quality: bool  # False for random-weight peers
+    artifact: Path | None = None  # an exported model (student-int8): measured in its own runtime only
+    card: dict = field(default_factory=dict)  # what a compressed artifact's card says (params, parent)
 
 
 def resolve_model(spec: str) -> ModelSpec:
@@ -100,11 +104,27 @@ def resolve_model(spec: str) -> ModelSpec:
     if spec in list_models():
         raise ValueError(f"{spec!r} is an architecture without weights; pass a checkpoint or a bundled model")
     path = resolve_model_path(spec)
-    return ModelSpec(spec if spec in BUNDLED else path.stem, load_model(path), path, "", True)
+    label = spec if spec in BUNDLED else path.stem
+    fmt = artifact_format(path)
+    if fmt is not None:
+        card = Path(f"{path}{CARD_SUFFIX}")
+        info = json.loads(card.read_text()) if card.is_file() else {}
+        return ModelSpec(label, None, None, f"{fmt.name} artifact", True, artifact=path, card=info)
+    return ModelSpec(label, load_model(path), path, "", True)
 
 
-def _percentile(sorted_ms: list[float], q: float) -> float:
-    return sorted_ms[min(len(sorted_ms) - 1, round(q * (len(sorted_ms) - 1)))]
+def artifact_row(spec: ModelSpec, views: dict, lpips: LPIPS, cfg: BenchConfig) -> Row:
+    """The one row of an exported artifact: its own runtime and precision (parity: its card's, vs its parent)."""
+    fmt = artifact_format(spec.artifact)
+    meta = read_artifact_metadata(fmt, spec.artifact)
+    params = spec.card.get("params", 0)
+    row = Row(spec.label, fmt.runtime, meta.get("precision", "?"), spec.note, params, spec.card.get("gmacs", 0.0))
+    row.size_mb = artifact_size(spec.artifact)
+    if spec.card.get("parent"):
+        row.note += f" of {spec.card['parent'].split(' (')[0]}"
+    with load_format_module(fmt).Runner(spec.artifact, threads=cfg.threads, name=spec.label) as runner:
+        measure_row(row, runner, spec, views, lpips, cfg, None)
+    return row
 
 
 def time_runner(runner: BaseRunner, cfg: BenchConfig) -> tuple[float, float, float]:
@@ -112,27 +132,16 @@ def time_runner(runner: BaseRunner, cfg: BenchConfig) -> tuple[float, float, flo
     rng = np.random.default_rng(0)
     one = rng.integers(0, 256, (1, cfg.time_height, cfg.time_width, 3), dtype=np.uint8)
     one = conform(one, runner.inputs[0])[0]  # a fixed-shape runtime is timed at its own shape
-    times = []
-    for i in range(cfg.warmup + cfg.repeats):
-        runner.synchronize()
-        t = time.perf_counter()
-        runner.infer({INPUT_NAME: one})
-        runner.synchronize()
-        if i >= cfg.warmup:
-            times.append((time.perf_counter() - t) * 1000)
-    times.sort()
+    single = time_ms(lambda: runner.infer({INPUT_NAME: one}), cfg.repeats, cfg.warmup, runner.synchronize)
     batches = conform(np.repeat(one, cfg.throughput_batch, axis=0), runner.inputs[0])
-    for batch in batches:
-        runner.infer({INPUT_NAME: batch})
-    n_runs = max(2, cfg.repeats // 4)
-    runner.synchronize()
-    t = time.perf_counter()
-    for _ in range(n_runs):
+
+    def throughput_batch() -> None:
         for batch in batches:
             runner.infer({INPUT_NAME: batch})
-    runner.synchronize()
-    img_per_s = n_runs * cfg.throughput_batch / (time.perf_counter() - t)
-    return statistics.median(times), _percentile(times, 0.95), img_per_s
+
+    batched = time_ms(throughput_batch, max(2, cfg.repeats // 4), 1, runner.synchronize)
+    img_per_s = cfg.throughput_batch / (sum(batched.times_ms) / len(batched.times_ms) / 1000)
+    return single.p50, single.p95, img_per_s
 
 
 def load_eval_images(cfg: BenchConfig) -> list[np.ndarray]:
@@ -174,12 +183,6 @@ def quality(outputs: list[np.ndarray], truths: list[np.ndarray], lpips: LPIPS) -
 
 class NotRun(Exception):
     """A row that cannot be measured here (precision not declared, SDK missing, no GPU, ...)."""
-
-
-def artifact_size(path: Path) -> float:
-    """Size in MB of an artifact file or folder."""
-    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
-    return sum(p.stat().st_size for p in files) / 1e6
 
 
 def make_runner(
@@ -258,6 +261,13 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = print) -> tuple[lis
     rows: list[Row] = []
     for model in cfg.models:
         spec = resolve_model(model)
+        if spec.artifact is not None:
+            log(f"bench {spec.label} ({spec.note})")
+            try:
+                rows.append(artifact_row(spec, views, lpips, cfg))
+            except Exception as exc:  # its runtime missing or failing: a row saying so
+                rows.append(Row(spec.label, "?", "?", f"failed: {one_line(exc, with_type=False)}"))
+            continue
         params = count_params(spec.net)
         gmacs = count_macs(spec.net, cfg.size) / 1e9 if params else 0.0
         reference = TorchRunner(ColorizerModule(spec.net, size=cfg.size).eval(), name=f"{spec.label}/reference")
@@ -270,7 +280,7 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = print) -> tuple[lis
                     runner, row.size_mb = make_runner(spec, runtime, precision, cfg, calibration)
                 except Exception as exc:  # NotRun, a failed export (parity gate), a missing SDK: a row
                     log(f"skip {spec.label} / {runtime} / {precision}: {one_line(exc)}")
-                    row.note = f"not run: {one_line(exc)}"
+                    row.note = f"not run: {one_line(exc, with_type=False)}"
                     rows.append(row)
                     continue
                 try:
@@ -278,7 +288,7 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = print) -> tuple[lis
                         measure_row(row, runner, spec, views, lpips, cfg, None if runtime == "torch" else reference)
                 except Exception as exc:  # a runtime that fails to load or to infer: this row only
                     log(f"failed {spec.label} / {runtime} / {precision}: {one_line(exc)}")
-                    row = Row(spec.label, runtime, precision, f"failed: {one_line(exc)}", params, gmacs, row.size_mb)
+                    row = Row(spec.label, runtime, precision, f"failed: {one_line(exc, with_type=False)}", params, gmacs, row.size_mb)
                 rows.append(row)
     return rows, len(images)
 

@@ -12,10 +12,8 @@ on a shared machine touches all of them alike and the ratios hold; p50 and p95 a
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +23,7 @@ import torch
 
 from edge_colorizer.colorizer import ColorizerModule, GrayBaseline, colorize_reference
 from edge_colorizer.inference import load_colorizer
+from edge_colorizer.timing import Timing, time_ms
 
 # targets of issue 10, on the CPU
 TARGET_1080_OVER_256 = 2.5
@@ -37,17 +36,18 @@ class Case:
     name: str
     run: Callable[[], object]
     sync: Callable[[], None] = lambda: None
-    times: list[float] | None = None
+    times: list[float] | None = None  # ms
 
     def p50(self) -> float:
-        return statistics.median(self.times) * 1e3
+        return Timing(tuple(self.times)).p50
 
     def p95(self) -> float:
-        ordered = sorted(self.times)
-        return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))] * 1e3
+        return Timing(tuple(self.times)).p95
 
 
 def time_interleaved(cases: list[Case], repeats: int, warmup: int) -> None:
+    """Each case timed once per round, round after round, so a change in the machine's load touches every
+    case alike (what makes the ratios trustworthy on a shared machine)."""
     for case in cases:
         case.times = []
         for _ in range(warmup):
@@ -55,10 +55,7 @@ def time_interleaved(cases: list[Case], repeats: int, warmup: int) -> None:
         case.sync()
     for _ in range(repeats):
         for case in cases:
-            t0 = time.perf_counter()
-            case.run()
-            case.sync()
-            case.times.append(time.perf_counter() - t0)
+            case.times.extend(time_ms(case.run, repeats=1, warmup=0, synchronize=case.sync).times_ms)
 
 
 def frame(shape: tuple[int, int], batch: int = 1, seed: int = 0) -> np.ndarray:

@@ -14,6 +14,9 @@ import torch
 
 from edge_colorizer.io import write_bytes_atomic
 
+# an exported artifact's card lies beside it as JSON: "<artifact>.card.json"
+CARD_SUFFIX = ".card.json"
+
 
 def hardware() -> str:
     cpu = platform.processor() or platform.machine()

@@ -17,12 +17,13 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from benchmarks.profile import count_macs, count_params
 from compress.card import hardware, validation_table, write_card_markdown
 from edge_colorizer.checkpoint import load_model, save_model
 from edge_colorizer.colorizer import DEFAULT_SIZE
 from edge_colorizer.inference import BUNDLED
 from edge_colorizer.models import list_models
+from edge_colorizer.models.profile import count_macs, count_params
+from edge_colorizer.timing import time_ms
 from training.config import TrainConfig
 from training.train import load_teacher, train
 
@@ -52,17 +53,12 @@ def _student(cfg: DistillConfig) -> tuple[nn.Module | None, str, dict]:
     return model, model.model_name, dict(model.model_args)
 
 
-def teacher_cost_ms(teacher: nn.Module, batch: int, size: int, repeats: int = 3) -> float:
-    """Wall time of one online teacher forward on a training batch, in ms (median of ``repeats``)."""
-    x = torch.zeros(batch, 1, size, size)
-    times = []
+def teacher_cost_ms(teacher: nn.Module, batch: int, size: int) -> float:
+    """Median wall time of one online teacher forward on a training batch, in ms (as the loop runs it)."""
+    x = torch.zeros(batch, 1, size, size).contiguous(memory_format=torch.channels_last)
+    teacher = teacher.eval().to(memory_format=torch.channels_last)
     with torch.no_grad():
-        teacher.eval().logits(x)
-        for _ in range(repeats):
-            t = time.perf_counter()
-            teacher.logits(x)
-            times.append((time.perf_counter() - t) * 1000)
-    return sorted(times)[len(times) // 2]
+        return time_ms(lambda: teacher.logits(x), repeats=3, warmup=1).p50
 
 
 def distill(cfg: DistillConfig, resume: bool = False, log=print, stop_after: int | None = None) -> dict:

@@ -18,12 +18,12 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from benchmarks.profile import count_macs, count_params
 from compress.card import hardware, validation_table, write_card_markdown
 from edge_colorizer.checkpoint import load_model, save_model
 from edge_colorizer.colorizer import DEFAULT_SIZE
 from edge_colorizer.inference import resolve_model_path
 from edge_colorizer.io import file_sha256
+from edge_colorizer.models.profile import count_macs, count_params
 from training.config import TrainConfig
 from training.train import train
 

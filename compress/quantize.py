@@ -22,17 +22,17 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from compress.card import hardware, write_card_markdown
+from compress.card import CARD_SUFFIX, hardware, write_card_markdown
 from edge_colorizer.checkpoint import load_model, save_model
 from edge_colorizer.colorizer import DEFAULT_SIZE, ColorizerModule
 from edge_colorizer.inference import resolve_model_path
-from edge_colorizer.io import file_sha256, write_bytes_atomic
+from edge_colorizer.io import file_sha256, remove_path, write_bytes_atomic
+from edge_colorizer.models.profile import count_macs, count_params
+from runtimes.artifacts import artifact_size
 from runtimes.export import load_calibration
 from runtimes.formats import get_format, load_format_module
 from runtimes.runners import INPUT_NAME, OUTPUT_NAME
 from training.config import TrainConfig
-
-CARD_SUFFIX = ".card.json"
 
 
 class QuantizationRefused(ValueError):
@@ -192,7 +192,9 @@ def quantize(cfg: QuantizeConfig, resume: bool = False, log=print, stop_after: i
     rows = {r.name: {"lpips": r.lpips, "psnr": r.psnr_db, "cf_ratio": r.colorfulness_ratio} for r in scored}
     loss = rows["int8"]["lpips"] - rows["fp32"]["lpips"]
     if loss > cfg.budget:
-        _remove(exported.path)
+        remove_path(exported.path)
+        for sidecar in exported.path.parent.glob(f"{exported.path.name}.*"):
+            remove_path(sidecar)
         raise QuantizationRefused(
             f"{cfg.model}: INT8 ({fmt.name}, {method}) is worse than fp32 by {loss:.4f} LPIPS on {cfg.val} "
             f"(budget {cfg.budget}); nothing written"
@@ -205,7 +207,9 @@ def quantize(cfg: QuantizeConfig, resume: bool = False, log=print, stop_after: i
         "calibration": f"{len(calibration)} photos from {cfg.data}, long side {cfg.calibration_side}",
         "validation LPIPS change": f"{loss:+.4f} (budget {cfg.budget})",
         "parity vs fp32 torch (uint8 levels)": f"max {exported.parity.max_abs}, mean {exported.parity.mean_abs:.3f}",
-        "size": f"{_size_mb(exported.path):.2f} MB",
+        "size": f"{artifact_size(exported.path):.2f} MB",
+        "params": count_params(net),
+        "gmacs": count_macs(net, size) / 1e9,
         "wall time": f"{time.perf_counter() - t0:.0f} s (this call)",
         "hardware": hardware(),
         "validation": rows,
@@ -215,20 +219,3 @@ def quantize(cfg: QuantizeConfig, resume: bool = False, log=print, stop_after: i
     write_bytes_atomic(out / f"{exported.path.name}{CARD_SUFFIX}", json.dumps(card, indent=1).encode())
     log(f"wrote {exported.path} (validation LPIPS {rows['int8']['lpips']:.4f} vs fp32 {rows['fp32']['lpips']:.4f})")
     return QuantizeResult(exported.path, card)
-
-
-def _size_mb(path: Path) -> float:
-    if path.is_dir():
-        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 1e6
-    return path.stat().st_size / 1e6
-
-
-def _remove(path: Path) -> None:
-    import shutil
-
-    if path.is_dir():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)
-        for sidecar in path.parent.glob(f"{path.name}.*"):
-            sidecar.unlink(missing_ok=True)

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import statistics
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,6 +16,7 @@ from edge_colorizer.colorizer import ColorizerModule, GrayBaseline
 from edge_colorizer.inference import ArrayColorizer, as_array_colorizer, is_out_of_memory
 from edge_colorizer.io import DEFAULT_MAX_PIXELS, fit_long_side, one_line, read_image, scan_inputs, shown, write_image
 from edge_colorizer.metrics import colorfulness, psnr
+from edge_colorizer.timing import time_ms
 
 
 @dataclass(frozen=True)
@@ -174,26 +173,19 @@ def comparison_grid(
     return write_image(path, np.concatenate(rows, axis=0))
 
 
-def time_colorizer(colorizer: ColorizerModule, height: int, width: int, repeats: int = 10, warmup: int = 2) -> dict:
-    """Median and p95 wall time (ms) of one uint8 image of the given size through the whole module."""
-    device = colorizer.device
-    x = torch.randint(0, 256, (1, height, width, 3), dtype=torch.uint8, device=device)
-    times = []
-    with torch.inference_mode():
-        for i in range(warmup + repeats):
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            t = time.perf_counter()
-            colorizer(x)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            if i >= warmup:
-                times.append((time.perf_counter() - t) * 1000)
-    times.sort()
+def time_colorizer(
+    colorizer: ColorizerModule | ArrayColorizer, height: int, width: int, repeats: int = 10, warmup: int = 2
+) -> dict:
+    """Median and p95 wall time (ms) of one uint8 image of the given size through the whole colorizer
+    (a torch module on its device, or an exported artifact in its runtime)."""
+    rgb = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    colorize = as_array_colorizer(colorizer)
+    cuda = isinstance(colorizer, ColorizerModule) and colorizer.device.type == "cuda"
+    timing = time_ms(lambda: colorize(rgb), repeats, warmup, torch.cuda.synchronize if cuda else None)
     return {
         "height": height,
         "width": width,
         "threads": torch.get_num_threads(),
-        "p50_ms": statistics.median(times),
-        "p95_ms": times[min(len(times) - 1, round(0.95 * (len(times) - 1)))],
+        "p50_ms": timing.p50,
+        "p95_ms": timing.p95,
     }

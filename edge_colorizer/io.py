@@ -91,11 +91,13 @@ _INVISIBLE = {
 }
 
 
-def one_line(exc: BaseException, limit: int = 300) -> str:
-    """An exception as one short line: ``Type: message``, whitespace collapsed."""
+def one_line(exc: BaseException, limit: int = 300, with_type: bool = True) -> str:
+    """An exception as one short line: ``Type: message`` (or the message alone), whitespace collapsed."""
     text = shown(" ".join(str(exc).split()))
     text = f"{text[:limit]}..." if len(text) > limit else text
-    return f"{exc.__class__.__name__}: {text}" if text else exc.__class__.__name__
+    if not text:
+        return exc.__class__.__name__
+    return f"{exc.__class__.__name__}: {text}" if with_type else text
 
 
 def os_reason(exc: OSError) -> str:

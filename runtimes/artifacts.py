@@ -19,6 +19,12 @@ from edge_colorizer.lab import AB_NORM, L_CENT, L_NORM, WHITE_D65
 from runtimes.runners import INPUT_NAME, OUTPUT_NAME, BaseRunner, Parity, TorchRunner, compare
 
 
+def artifact_size(path: Path) -> float:
+    """Size in MB of an artifact file or folder."""
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    return sum(p.stat().st_size for p in files) / 1e6
+
+
 class ExportError(RuntimeError):
     """An export that cannot be done or did not pass its checks; the message is one line naming the path."""
 

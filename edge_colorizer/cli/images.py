@@ -23,7 +23,9 @@ from edge_colorizer.io import shown
 @main.command()
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
-@click.option("--model", default="student", show_default=True, help="Bundled model name or checkpoint path.")
+@click.option(
+    "--model", default="student", show_default=True, help="Bundled model, checkpoint or exported artifact (.onnx, ...)."
+)
 @size_option()
 @device_option
 @click.option("--side-by-side", is_flag=True, help="Write a gray|colour PNG grid instead of the colour image.")
@@ -34,12 +36,13 @@ def colorize(paths, out_dir, model, size, device, side_by_side, max_pixels) -> N
     Each input that cannot be colorized gets one line on stderr and the others go on; the exit code
     is then 1. See "Promises" in the README for what happens to each kind of input.
     """
-    from edge_colorizer.inference import colorize_files, load_colorizer
+    from edge_colorizer.inference import colorize_files
+    from runtimes.models import open_colorizer
 
     with stop_cleanly(), no_traceback("colorize"):
         try:
-            colorizer = load_colorizer(model, size=size, device=device)
-        except (ValueError, FileNotFoundError, KeyError) as exc:
+            colorizer = open_colorizer(model, size=size, device=device)
+        except (ValueError, FileNotFoundError, KeyError, ImportError, RuntimeError) as exc:
             raise click.ClickException(shown(str(exc))) from None
         with progress_bar() as progress:
             task = progress.add_task("colorize", total=None)
@@ -83,8 +86,8 @@ def evaluate_cmd(data, models, size, max_side, json_path, timing, grid, with_lpi
     out of the means; the exit code is then 1.
     """
     from edge_colorizer.evaluate import evaluate
-    from edge_colorizer.inference import load_colorizer
     from edge_colorizer.io import IMAGE_SUFFIXES, check_writable_file, write_bytes_atomic
+    from runtimes.models import open_colorizer
 
     with stop_cleanly(), no_traceback("evaluate"):
         try:
@@ -93,7 +96,7 @@ def evaluate_cmd(data, models, size, max_side, json_path, timing, grid, with_lpi
                 check_writable_file(json_path)
             if grid:
                 check_writable_file(grid, IMAGE_SUFFIXES)
-            colorizers = {m: load_colorizer(m, size=size) for m in models}
+            colorizers = {m: open_colorizer(m, size=size) for m in models}
             lpips = None
             if with_lpips:
                 from edge_colorizer.metrics.lpips import LPIPS

@@ -67,6 +67,7 @@ def export(model, fmt, precision, size, out_path, calibration, calibration_image
     """Export the uint8-in/uint8-out colorizer (Lab kernel inside) to a runtime format, parity-checked."""
     from edge_colorizer.inference import load_colorizer, resolve_model_path
     from runtimes.export import check_request, export_artifact
+    from runtimes.models import require_checkpoint
 
     spec = FORMATS[fmt]
     precision = precision or spec.precisions[0]
@@ -77,6 +78,7 @@ def export(model, fmt, precision, size, out_path, calibration, calibration_image
     default_name = f"{Path(model).stem}{'' if precision == 'fp32' else '_' + precision}{spec.suffix}"
     path = Path(out_path) if out_path else Path(default_name)
     try:
+        require_checkpoint(model, "export")
         colorizer = load_colorizer(model, size=size)
         images = _calibration(calibration, calibration_images)
         exported = export_artifact(
@@ -216,10 +218,12 @@ def compare(model, formats, precisions, artifacts, size, threads, calibration, c
     tolerance. Exit 1 if any artifact fails."""
     from edge_colorizer.inference import load_colorizer, resolve_model_path
     from runtimes.compare import compare_formats
+    from runtimes.models import require_checkpoint
 
     if formats is None:
         formats = () if artifacts else LOCAL_FORMATS
     try:
+        require_checkpoint(model, "compare (torch is the reference)")
         colorizer = load_colorizer(model, size=size)
         rows = compare_formats(
             colorizer,

@@ -31,14 +31,15 @@ def runtime_colorize(model: str, runtime: str, size: int | None, stack: contextl
     """
     import numpy as np
 
-    from edge_colorizer.inference import load_colorizer
+    from edge_colorizer.inference import load_colorizer, resolve_model_path
     from runtimes.formats import format_for_runtime, load_format_module
+    from runtimes.models import artifact_format
     from runtimes.runners import INPUT_NAME, OUTPUT_NAME
 
     fmt = format_for_runtime(runtime)
     module = load_format_module(fmt)
-    artifact = Path(model)
-    if not (artifact.exists() and artifact.name.endswith(fmt.suffix)):
+    artifact = resolve_model_path(model)
+    if artifact_format(artifact) is not fmt:
         say(f"exporting {model} to {fmt.name} for the {runtime} runtime")
         artifact = module.export(load_colorizer(model, size=size), folder / f"model{fmt.suffix}").path
     runner = stack.enter_context(module.Runner(artifact, name=runtime))
@@ -62,7 +63,12 @@ def runtime_colorize(model: str, runtime: str, size: int | None, stack: contextl
 @click.option("--out", type=click.Path(dir_okay=False), help="Output video (.mp4, .mov, .mkv, .avi).")
 @click.option("--camera", type=int, default=None, help="Read live camera N (OpenCV) instead of a file.")
 @click.option("--model", default="student", show_default=True, help="Bundled model, checkpoint, or an artifact.")
-@click.option("--runtime", type=click.Choice(_runtime_names()), default="torch", show_default=True)
+@click.option(
+    "--runtime",
+    type=click.Choice(_runtime_names()),
+    default=None,
+    help="Default: torch for a checkpoint, the artifact's own runtime for an exported model (student-int8).",
+)
 @size_option()
 @device_option
 @click.option("--batch", type=click.IntRange(1, 256), default=4, show_default=True, help="Frames per inference.")
@@ -95,6 +101,16 @@ def video_cmd(source, out, camera, model, runtime, size, device, batch, smooth, 
         raise click.UsageError("--show and --frames apply to --camera only")
     if camera is not None and not (out or show):
         raise click.UsageError("--camera needs --out, --show or both")
+    from edge_colorizer.inference import resolve_model_path
+    from runtimes.models import artifact_format
+
+    try:
+        own = artifact_format(resolve_model_path(model))
+    except (ValueError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if own is not None and runtime not in (None, own.runtime):
+        raise click.UsageError(f"--model {model} is a {own.name} artifact: it runs on {own.runtime}, not {runtime}")
+    runtime = runtime or (own.runtime if own else "torch")
     if runtime != "torch" and (smooth or device != "cpu"):
         raise click.UsageError("--smooth and --device apply to the torch runtime only")
     with contextlib.ExitStack() as stack:

@@ -7,10 +7,10 @@ from click.testing import CliRunner
 from PIL import Image
 
 from benchmarks.bench import BenchConfig, lpips_gate, run_bench, write_outputs
-from benchmarks.profile import count_macs, count_params
 from edge_colorizer.checkpoint import save_model
 from edge_colorizer.cli import main
 from edge_colorizer.models import create_model
+from edge_colorizer.models.profile import count_macs, count_params
 
 pytest.importorskip("onnxruntime")
 
@@ -205,3 +205,16 @@ def test_cli_rejects_unknown_runtimes_precisions_and_missing_calibration(setup):
     zero = CliRunner().invoke(main, base + ["--time-size", "0x0"])
     assert zero.exit_code == 2 and "HxW" in zero.output
     assert not (root / "cli-bad").exists()
+
+
+def test_an_exported_artifact_is_one_row_in_its_own_runtime(setup):
+    from edge_colorizer.checkpoint import load_model
+    from edge_colorizer.colorizer import ColorizerModule
+    from runtimes.onnx import export
+
+    root, data, ckpt = setup
+    artifact = root / "tiny_fp16.onnx"
+    export(ColorizerModule(load_model(ckpt), size=32), artifact, precision="fp16", force=True)
+    rows, _ = run_bench(tiny_bench(root, "artifact", (str(artifact),), ("torch",)), log=lambda *_: None)
+    assert [(r.model, r.runtime, r.precision) for r in rows] == [("tiny_fp16", "onnxruntime", "fp16")]
+    assert rows[0].quality["paper"]["lpips"] > 0 and rows[0].p50_ms > 0 and "onnx artifact" in rows[0].note

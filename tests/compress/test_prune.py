@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.profile import count_macs
 from compress.prune import PruneConfig, prune, prune_channels, ratio_for_gmacs, round_ratios
 from edge_colorizer.checkpoint import load_checkpoint, load_model, save_model
 from edge_colorizer.colorizer import ColorizerModule
 from edge_colorizer.models import create_model
+from edge_colorizer.models.profile import count_macs
 from tests.training.test_train import QUIET, tiny_cfg, tiny_pool  # noqa: F401  (fixture)
 
 pytest.importorskip("torch_pruning")

@@ -1,0 +1,76 @@
+"""Models as users name them — a bundled name, a checkpoint, or an exported artifact — opened with what
+runs them: a checkpoint with torch, an artifact (``student-int8``, ``model_int8.onnx``, an OpenVINO
+folder) with the runtime of its format, so ``colorize``, ``evaluate``, ``video`` and ``bench`` take any.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edge_colorizer.colorizer import ColorizerModule
+from edge_colorizer.inference import load_colorizer, resolve_model_path
+from runtimes.formats import FORMATS, Format, load_format_module
+from runtimes.runners import INPUT_NAME, OUTPUT_NAME, BaseRunner
+
+
+def artifact_format(path: str | Path) -> Format | None:
+    """The format of an exported artifact by its name (None for a checkpoint or anything else)."""
+    name = Path(path).name
+    for fmt in FORMATS.values():
+        if name.endswith(fmt.suffix) and name != fmt.suffix:
+            return fmt
+    return None
+
+
+def require_checkpoint(model: str, what: str) -> None:
+    """Refuse, in one line, an exported artifact where a checkpoint is needed (to export, compress, ...)."""
+    fmt = artifact_format(resolve_model_path(model))
+    if fmt is not None:
+        raise ValueError(
+            f"{model} is an exported {fmt.name} model; {what} needs its parent checkpoint (a .pt), "
+            "named on the artifact's card"
+        )
+
+
+class ArtifactColorizer:
+    """An exported artifact, active in its runtime, as a colorizer of uint8 (H, W, 3) arrays."""
+
+    def __init__(self, path: Path, fmt: Format, threads: int = 0):
+        self.path, self.format = path, fmt
+        self.runner: BaseRunner = load_format_module(fmt).Runner(path, threads=threads, name=path.name)
+        self.runner.__enter__()
+        _, self.height, self.width, _ = self.runner.inputs[0].shape
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+        if (self.height, self.width) != (None, None) and rgb.shape[:2] != (self.height, self.width):
+            raise ValueError(
+                f"{rgb.shape[1]}x{rgb.shape[0]} px: the {self.format.name} artifact {self.path.name} takes "
+                f"{self.width}x{self.height} px only (fixed-shape export)"
+            )
+        return self.runner.infer({INPUT_NAME: np.ascontiguousarray(rgb)[None]})[OUTPUT_NAME][0]
+
+    def close(self) -> None:
+        self.runner.__exit__(None, None, None)
+
+
+def open_colorizer(
+    model: str, size: int | None = None, device: str = "cpu", threads: int = 0
+) -> ColorizerModule | ArtifactColorizer:
+    """A torch ``ColorizerModule`` for a checkpoint or bundled checkpoint, an :class:`ArtifactColorizer`
+    for an exported artifact (its network size and device are fixed inside it: ``size``/``device`` are
+    refused rather than ignored)."""
+    path = resolve_model_path(model)
+    fmt = artifact_format(path)
+    if fmt is None:
+        return load_colorizer(model, size=size, device=device)
+    if size is not None:
+        raise ValueError(f"{model}: an exported {fmt.name} artifact has its network size inside; --size does not apply")
+    if device != "cpu":
+        raise ValueError(
+            f"{model}: a {fmt.name} artifact runs on its runtime's CPU device here; --device does not apply"
+        )
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: not found")
+    return ArtifactColorizer(path, fmt, threads)
