@@ -288,7 +288,15 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = print) -> tuple[lis
                         measure_row(row, runner, spec, views, lpips, cfg, None if runtime == "torch" else reference)
                 except Exception as exc:  # a runtime that fails to load or to infer: this row only
                     log(f"failed {spec.label} / {runtime} / {precision}: {one_line(exc)}")
-                    row = Row(spec.label, runtime, precision, f"failed: {one_line(exc, with_type=False)}", params, gmacs, row.size_mb)
+                    row = Row(
+                        spec.label,
+                        runtime,
+                        precision,
+                        f"failed: {one_line(exc, with_type=False)}",
+                        params,
+                        gmacs,
+                        row.size_mb,
+                    )
                 rows.append(row)
     return rows, len(images)
 
