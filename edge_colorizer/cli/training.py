@@ -8,7 +8,7 @@ from edge_colorizer.cli import main
 from edge_colorizer.cli.common import say
 
 # encoder/decoder choices of the teacher's generator; options of models that take them
-ENCODERS = ("efficientnet_lite0", "vgg16", "resnet18")
+ENCODERS = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "vgg16", "resnet18")
 DECODERS = ("plain", "dynamic")
 
 

