@@ -138,17 +138,38 @@ def opencv_case(threads: int) -> Case | None:
     )
 
 
-def cuda_cases(models: dict[str, ColorizerModule]) -> list[Case]:
-    from edge_colorizer.colorizer import CudaFramePipeline
+def run_cuda(models: dict[str, ColorizerModule], repeats: int, warmup: int, compiled: bool = True) -> list[Case]:
+    """Each model at each shape, batch 1 and 8, through :class:`CudaFramePipeline`, timed as soon as it is
+    built and printed at once (compiling every pipeline first would hold every number back); a pipeline
+    that fails to build or run is a row with its reason."""
+    import time
 
+    from edge_colorizer.colorizer import CudaFramePipeline
+    from edge_colorizer.io import one_line
+
+    runtime = "cuda" if compiled else "cuda eager"
+    print("| model | runtime | input | build s | p50 ms | p95 ms | ms per frame |\n|---|---|---|---|---|---|---|")
     cases = []
     for name, colorizer in models.items():
-        for label, shape in SHAPES.items():
+        for label, shape in reversed(SHAPES.items()):  # 1080p first: the frames video is about
             for batch in (1, 8):
-                pipeline = CudaFramePipeline(colorizer, batch=batch, height=shape[0], width=shape[1])
-                x = torch.from_numpy(frame(shape, batch)).cuda()
-                cases.append(
-                    Case(f"{name} | cuda | {label} x{batch}", lambda p=pipeline, x=x: p(x), torch.cuda.synchronize)
+                case_name = f"{name} | {runtime} | {label} x{batch}"
+                try:
+                    t0 = time.perf_counter()
+                    pipeline = CudaFramePipeline(colorizer, batch, shape[0], shape[1], compiled=compiled)
+                    built = time.perf_counter() - t0
+                    x = torch.from_numpy(frame(shape, batch).copy()).cuda()
+                    case = Case(case_name, lambda p=pipeline, x=x: p(x), torch.cuda.synchronize)
+                    time_interleaved([case], repeats, warmup)
+                except Exception as exc:  # a row with its reason, the rest goes on
+                    reason = one_line(exc, with_type=True)
+                    print(f"| {name} | {runtime} | {label} x{batch} | - | failed: {reason} | | |", flush=True)
+                    continue
+                cases.append(case)
+                print(
+                    f"| {name} | {runtime} | {label} x{batch} | {built:.1f} | {case.p50():.3f} | {case.p95():.3f} "
+                    f"| {case.p50() / batch:.3f} |",
+                    flush=True,
                 )
     return cases
 
@@ -164,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--no-reference", action="store_true", help="skip the float-kernel path (the slow one)")
+    parser.add_argument("--no-compile", action="store_true", help="cuda: eager fp16 pipelines (no torch.compile)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -173,7 +195,10 @@ def main(argv: list[str] | None = None) -> int:
         if not torch.cuda.is_available():
             print("--device cuda: torch sees no CUDA device", file=sys.stderr)
             return 2
-        cases = cuda_cases(colorizers(names, "cuda"))
+        torch.backends.cudnn.benchmark = True
+        print(f"{torch.cuda.get_device_name(0)}; torch {torch.__version__}; repeats {args.repeats}")
+        run_cuda(colorizers(names, "cuda"), args.repeats, args.warmup, compiled=not args.no_compile)
+        return 0
     else:
         models = colorizers(names, "cpu")
         cases = []
@@ -188,9 +213,6 @@ def main(argv: list[str] | None = None) -> int:
             time_interleaved(cases, args.repeats, args.warmup)
         report(cases, args)
         return 0
-    time_interleaved(cases, args.repeats, args.warmup)
-    report(cases, args)
-    return 0
 
 
 def report(cases: list[Case], args: argparse.Namespace) -> None:

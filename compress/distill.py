@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 
 from compress.card import hardware, validation_table, write_card_markdown
-from edge_colorizer.checkpoint import load_model, save_model
+from edge_colorizer.checkpoint import load_checkpoint, load_model, save_model
 from edge_colorizer.colorizer import DEFAULT_SIZE
 from edge_colorizer.inference import BUNDLED
 from edge_colorizer.models import list_models
@@ -68,21 +68,28 @@ def distill(cfg: DistillConfig, resume: bool = False, log=print, stop_after: int
     model, name, args = _student(cfg)
     size = getattr(model, "input_size", 0) or cfg.train.input_size or DEFAULT_SIZE
     base = dataclasses.replace(cfg.train, model=name, model_args=args, input_size=size)
-    runs = {"distilled": dataclasses.replace(base, out=str(out), teacher=cfg.teacher)}
-    if cfg.baseline:
-        runs["baseline"] = dataclasses.replace(base, out=str(out / "baseline"), teacher="")
-    results = {}
-    for label, run_cfg in runs.items():
-        log(f"{label}: {name} for {run_cfg.steps} steps{' with teacher ' + cfg.teacher if run_cfg.teacher else ''}")
+    labels = ["distilled", "baseline"] if cfg.baseline else ["distilled"]
+    results, steps = {}, base.steps
+    for label in labels:
+        if label == "distilled":
+            run_cfg = dataclasses.replace(base, out=str(out), teacher=cfg.teacher)
+        else:  # exactly the distilled run's steps, even when a time budget decided them
+            run_cfg = dataclasses.replace(base, out=str(out / "baseline"), teacher="", steps=steps, minutes=0.0)
+        length = f"{run_cfg.steps} steps"
+        if run_cfg.minutes:
+            length = f"{run_cfg.minutes:g} min (at most {length})"
+        log(f"{label}: {name} for {length}{' with teacher ' + cfg.teacher if run_cfg.teacher else ''}")
         has_state = any(Path(run_cfg.out).glob("state_*.pt"))
         if (Path(run_cfg.out) / "model.pt").exists() and resume:
-            results[label] = (load_model(Path(run_cfg.out) / "model.pt"), None)
+            ckpt = Path(run_cfg.out) / "model.pt"
+            results[label] = (load_model(ckpt), None)
+            steps = int(load_checkpoint(ckpt).get("steps", steps))
             continue
         init = _student(cfg)[0]  # the same starting weights for both runs
         run = train(run_cfg, resume=resume and has_state, log=log, stop_after=stop_after, model=init)
         if not run.finished:
             return {}
-        results[label] = (run.model, run.seconds)
+        results[label], steps = (run.model, run.seconds), run.steps
     teacher = load_teacher(cfg.teacher)
     student = results["distilled"][0]
     card = {
@@ -93,7 +100,8 @@ def distill(cfg: DistillConfig, resume: bool = False, log=print, stop_after: int
         "student": f"{cfg.student} ({name}, {count_params(student) / 1e6:.3f} M params, "
         f"{count_macs(student, size) / 1e9:.3f} GMACs at {size}x{size})",
         "data": base.data,
-        "steps": f"{base.steps}, batch {base.batch_size}, crops {base.size}x{base.size}, seed {base.seed}",
+        "steps": f"{steps}{f' (sized to {base.minutes:g} min)' if base.minutes else ''}, batch {base.batch_size}, "
+        f"crops {base.size}x{base.size}, seed {base.seed}",
         "teacher forward": f"{teacher_cost_ms(teacher, base.batch_size, base.size):.0f} ms per training batch "
         f"(online, frozen; {count_macs(teacher, base.size) / 1e9:.2f} GMACs per image)",
         "wall time": f"{time.perf_counter() - t0:.0f} s (this call)",
@@ -102,14 +110,14 @@ def distill(cfg: DistillConfig, resume: bool = False, log=print, stop_after: int
     }
     for label, (_, seconds) in results.items():
         if seconds is not None:
-            card[f"{label} run"] = f"{seconds:.0f} s, {seconds / base.steps:.2f} s/step"
+            card[f"{label} run"] = f"{seconds:.0f} s, {seconds / steps:.3f} s/step"
     if base.val:
         card["validation"] = validation_table(
             {"teacher": teacher, **{label: m for label, (m, _) in results.items()}}, base.val, size
         )
     if BUNDLED.get(cfg.student) is not None or cfg.student not in list_models():
         card["initialised from"] = cfg.student
-    save_model(student.cpu().eval(), out / "model.pt", input_size=size, card=card)
+    save_model(student.cpu().eval(), out / "model.pt", input_size=size, card=card, steps=steps)
     write_card_markdown(card, out)
     log(f"wrote {out / 'model.pt'}")
     return card

@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 
 from compress.card import hardware, validation_table, write_card_markdown
-from edge_colorizer.checkpoint import load_model, save_model
+from edge_colorizer.checkpoint import load_checkpoint, load_model, save_model
 from edge_colorizer.colorizer import DEFAULT_SIZE
 from edge_colorizer.inference import resolve_model_path
 from edge_colorizer.io import file_sha256
@@ -137,10 +137,12 @@ def prune(cfg: PruneConfig, resume: bool = False, log=print, stop_after: int | N
     teacher = (cfg.teacher or cfg.parent) if cfg.distill else ""
     net, rounds = copy.deepcopy(parent), round_ratios(ratio, cfg.rounds)  # the parent stays whole for the card
     steps_left = stop_after
+    round_steps = []
     for k, share in enumerate(rounds, start=1):
         folder = out / f"round{k}"
         if (folder / "model.pt").exists():
             net = load_model(folder / "model.pt")
+            round_steps.append(int(load_checkpoint(folder / "model.pt").get("steps", cfg.finetune.steps)))
             continue
         pruned_path = folder / "pruned.pt"
         if resume and pruned_path.exists():
@@ -161,8 +163,9 @@ def prune(cfg: PruneConfig, resume: bool = False, log=print, stop_after: int | N
         if not run.finished:
             return PruneResult(run.path, None, False, {})
         net = run.model
+        round_steps.append(run.steps)
         if steps_left is not None:
-            steps_left -= ft.steps
+            steps_left -= run.steps
             if steps_left <= 0 and k < cfg.rounds:
                 log("stopped between rounds; continue with --resume")
                 return PruneResult(folder / "model.pt", None, False, {})
@@ -175,7 +178,8 @@ def prune(cfg: PruneConfig, resume: bool = False, log=print, stop_after: int | N
         "params": f"{count_params(parent) / 1e6:.3f} M -> {count_params(net) / 1e6:.3f} M",
         "GMACs": f"{count_macs(parent, size) / 1e9:.3f} -> {count_macs(net, size) / 1e9:.3f} at {size}x{size}",
         "data": cfg.finetune.data,
-        "fine-tuning steps": f"{cfg.rounds} x {cfg.finetune.steps}",
+        "fine-tuning steps": " + ".join(str(n) for n in round_steps)
+        + (f" (sized to {cfg.finetune.minutes:g} min per round)" if cfg.finetune.minutes else ""),
         "wall time": f"{time.perf_counter() - t0:.0f} s (this call)",
         "hardware": hardware(),
         **cfg.extra,

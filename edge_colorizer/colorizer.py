@@ -174,10 +174,13 @@ class ColorizerModule(nn.Module):
         self.size = size
         self.resize = resize
         y_table, f_table = luminance_tables()
-        # constants of the graph, moved with .to(); not part of any checkpoint
-        self.register_buffer("y_table", y_table, persistent=False)
-        self.register_buffer("f_table", f_table, persistent=False)
-        self.register_buffer("srgb_table", srgb_code_table(), persistent=False)
+        # constants of the graph, moved with .to(); not part of any checkpoint. Made on the network's
+        # device: wrapping a network that already sits on a GPU gives a module that runs there (the
+        # training loop's validation and sample grids do this; found on the first GPU run)
+        at = next(net.parameters(), torch.empty(0)).device
+        self.register_buffer("y_table", y_table.to(at), persistent=False)
+        self.register_buffer("f_table", f_table.to(at), persistent=False)
+        self.register_buffer("srgb_table", srgb_code_table().to(at), persistent=False)
 
     @property
     def device(self) -> torch.device:
@@ -325,6 +328,12 @@ class CudaFramePipeline:
         self.module = ColorizerModule(net, size=colorizer.size, resize="interpolate").to(device).eval()
         self.shape = (batch, height, width, channels)
         run = self.module._forward_graph
+        if compiled:
+            # every pipeline compiles the same code object for its own shape: dynamo's default limit of 8
+            # graphs per code object made the ninth pipeline of one process run eager (seen on an H200)
+            from torch import _dynamo
+
+            _dynamo.config.recompile_limit = max(_dynamo.config.recompile_limit, 64)
         self.run = torch.compile(run, mode="reduce-overhead", dynamic=False) if compiled else run
         warm = torch.zeros(self.shape, dtype=torch.uint8, device=device)
         with torch.inference_mode():

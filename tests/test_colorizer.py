@@ -244,3 +244,12 @@ def test_segments_resize_has_no_nan_when_enlarging():
     out = resize_segments(x, 64)
     out.sum().backward()
     assert torch.isfinite(out).all() and torch.isfinite(x.grad).all()
+
+
+def test_wrapping_a_network_keeps_the_lab_tables_on_its_device():
+    # a network already on a GPU gives a colorizer that runs there (the loop's validation does this);
+    # the meta device stands in for the GPU on machines without one
+    net = create_model("unet_s", width=8).to("meta")
+    colorizer = ColorizerModule(net, size=32)
+    assert colorizer.device.type == "meta"
+    assert {b.device.type for b in colorizer.buffers()} == {"meta"}

@@ -26,6 +26,7 @@ class Stage:
     optimizer: str = "adamw"
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 0.0
+    minutes: float = 0.0  # wall-clock budget: the stage sizes itself to fit (``steps`` is then the most)
 
 
 @dataclass(frozen=True)
@@ -39,8 +40,11 @@ class GANSettings:
     gan_loss: str = "lsgan"  # "lsgan" (MSE on patch logits) or "bce" (BCE-with-logits)
     gan_lambda: float = 100.0  # weight of the supervised loss against the adversarial one
     discriminator_args: dict = field(default_factory=lambda: {"width": 64, "n_layers": 3})
+    minutes: float = 0.0  # wall-clock budget of the adversarial stage (``steps`` is then the most); 0 = off
 
     def __post_init__(self):
+        if self.minutes < 0:
+            raise ValueError("gan minutes must be >= 0")
         if self.gan_loss not in ("lsgan", "bce"):
             raise ValueError(f"gan_loss must be 'lsgan' or 'bce', got {self.gan_loss!r}")
         if self.steps < 1:
@@ -71,12 +75,16 @@ class TrainConfig:
     warmup: int = 100
     optimizer: str = "adamw"
     weight_decay: float = 1e-4
+    # a wall-clock budget for the supervised stage: after its first steps the stage fixes its step count
+    # (and so its schedule) to what fits in these minutes, ``steps`` being the most; 0 = run ``steps``
+    minutes: float = 0.0
     # an adversarial stage after it (the GAN teacher)
     gan: GANSettings | None = None
     ema: float = 0.0  # decay of an EMA of the weights in every stage; 0 disables it
     input_size: int = 0  # network size the colorizer runs the result at (stored with it); 0 = size
     seed: int = 0
     threads: int = 0  # torch intra-op threads; 0 = torch's default
+    workers: int = 0  # data-loading processes (crops and Lab conversion); 0 = in the training process
     device: str = "auto"  # auto (CUDA when present) | cpu | cuda
     amp: bool = True  # bf16 autocast on CUDA (ignored on the CPU)
     log_every: int = 25
@@ -107,6 +115,8 @@ class TrainConfig:
             raise ValueError("kd_weight must be in [0, 1] and kd_temperature positive")
         if self.teacher and self.loss != "bins":
             raise ValueError("distillation matches bin distributions: it needs loss 'bins'")
+        if self.minutes < 0 or self.workers < 0:
+            raise ValueError("minutes and workers must be >= 0")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
         if min(self.log_every, self.ckpt_every, self.sample_every) < 1 or self.val_every < 0 or self.patience < 0:
@@ -126,10 +136,12 @@ class TrainConfig:
                     self.warmup,
                     self.optimizer,
                     weight_decay=self.weight_decay,
+                    minutes=self.minutes,
                 )
             )
         if self.gan:
-            out.append(Stage("gan", self.gan.steps, self.gan.lr_g, "constant", 0, "adam", self.gan.betas))
+            gan = self.gan
+            out.append(Stage("gan", gan.steps, gan.lr_g, "constant", 0, "adam", gan.betas, minutes=gan.minutes))
         return out
 
 

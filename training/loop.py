@@ -30,6 +30,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 
 from edge_colorizer.checkpoint import atomic_torch_save
 from edge_colorizer.colorizer import ColorizerModule
+from edge_colorizer.data.dataset import training_pair
 from edge_colorizer.io import write_image
 from edge_colorizer.lab import lab_to_rgb
 from training.config import Stage, TrainConfig
@@ -67,10 +68,22 @@ def cosine_lr(step: int, base: float, total: int, warmup: int = 0, floor: float 
     return base * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def lr_at(step: int, stage: Stage) -> float:
+def lr_at(step: int, stage: Stage, total: int | None = None) -> float:
+    """The learning rate of ``step``; ``total`` is the stage's length when a time budget fixed it."""
     if stage.schedule == "constant":
         return stage.lr * min(1.0, (step + 1) / stage.warmup) if stage.warmup else stage.lr
-    return cosine_lr(step, stage.lr, stage.steps, stage.warmup)
+    return cosine_lr(step, stage.lr, total or stage.steps, stage.warmup)
+
+
+clock = time.perf_counter  # the loop's wall clock (a test replaces it)
+PROBE_SKIP, PROBE_STEPS = 3, 12  # a time budget: steps ignored (start-up), then steps timed
+BUDGET_SHARE = 0.9  # of the time left after the probe, for steps (validation, samples, checkpoints)
+
+
+def steps_for_budget(stage: Stage, step: int, elapsed: float, seconds_per_step: float) -> int:
+    """The stage's length once its speed is known: what fits in ``stage.minutes``, at most ``stage.steps``."""
+    left = max(0.0, stage.minutes * 60 - elapsed)
+    return max(step + 1, min(stage.steps, step + int(BUDGET_SHARE * left / max(seconds_per_step, 1e-6))))
 
 
 def make_optimizer(params, stage: Stage) -> torch.optim.Optimizer:
@@ -229,9 +242,12 @@ def run_stage(
     np.random.seed(cfg.seed + rank)
 
     model.to(device).train()
+    # the teacher's forward only: channels-last runs its depthwise convolutions ~4x faster on the CPU
+    # (measured); on a GPU (bf16 autocast) jobs with a channels-last teacher crawled (H200, torch 2.11),
+    # so there it keeps the default layout
+    teacher_layout = torch.channels_last if device.type == "cpu" else torch.contiguous_format
     if teacher is not None:
-        # forward only: channels-last runs its (depthwise) convolutions ~4x faster on the CPU (measured)
-        teacher.to(device, memory_format=torch.channels_last).eval().requires_grad_(False)
+        teacher.to(device, memory_format=teacher_layout).eval().requires_grad_(False)
     optimizer = make_optimizer(model.parameters(), stage)
     ema = None
     if cfg.ema:
@@ -245,6 +261,7 @@ def run_stage(
 
     objective.setup(device, wrap)
     step, best, best_score, bad_rounds = 0, None, None, 0
+    total, sized = stage.steps, not stage.minutes  # a time budget fixes ``total`` after the first steps
     state_path = out / state_file(stage.name)
     if resume and state_path.exists():
         state = load_run_state(state_path, cfg, stage, device)
@@ -254,6 +271,7 @@ def run_stage(
             ema.load_state_dict(state["ema"])
         objective.load_state_dict(state["objective"])
         step, best, best_score, bad_rounds = state["step"], state["best"], state["best_score"], state["bad_rounds"]
+        total, sized = state.get("total", total), state.get("sized", sized)
         set_rng_state(state["rng"][rank])  # one RNG state per rank
         log(f"{stage.name}: resumed from step {step}")
         if state.get("finished"):
@@ -266,8 +284,16 @@ def run_stage(
     if sampler.batches == 0:
         raise ValueError(f"{cfg.data}: {len(dataset)} images are fewer than one batch of {cfg.batch_size}")
     # its own generator: starting an epoch must not draw from the global RNG that the state restores
+    # with workers, each has its own RNG: a resumed run continues at the right batch, with other crops
     loader = torch.utils.data.DataLoader(
-        dataset, batch_size=cfg.batch_size, sampler=sampler, drop_last=True, generator=torch.Generator()
+        dataset,
+        batch_size=cfg.batch_size,
+        sampler=sampler,
+        drop_last=True,
+        generator=torch.Generator(),
+        num_workers=cfg.workers,
+        persistent_workers=cfg.workers > 0,
+        pin_memory=device.type == "cuda",
     )
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda" and cfg.amp)
 
@@ -302,6 +328,8 @@ def run_stage(
                 "best": best,
                 "best_score": best_score,
                 "bad_rounds": bad_rounds,
+                "total": total,
+                "sized": sized,
                 "rng": rngs,
                 "finished": finished,
                 "final": final.state_dict() if final is not None else None,
@@ -356,24 +384,25 @@ def run_stage(
         except ImportError:
             log("wandb was asked for but is not installed: logging to log.csv only")
     samples = sample_images(dataset)
-    last_step = stage.steps if stop_after is None else min(stage.steps, step + stop_after)
+    last_step = total if stop_after is None else min(total, step + stop_after)
     running: dict[str, list[float]] = {}
     first_step = step
-    t0 = time.perf_counter()
+    t0 = clock()
+    t_probe = t0
     stopped_early = False
     with Progress(*progress_columns(stage.name), disable=not main_process) as progress:
-        task = progress.add_task(stage.name, total=stage.steps, completed=step, info="")
+        task = progress.add_task(stage.name, total=total, completed=step, info="")
         while step < last_step and not stopped_early:
             sampler.position(step)
-            for l_norm, ab_norm in loader:
-                batch = Batch(l_norm.to(device, non_blocking=True), ab_norm.to(device, non_blocking=True))
+            for rgb, jitter in loader:
+                batch = Batch(*training_pair(rgb.to(device, non_blocking=True), jitter.to(device)))
                 for group in optimizer.param_groups:
-                    group["lr"] = lr_at(step, stage)
+                    group["lr"] = lr_at(step, stage, total)
                 with autocast:
                     if teacher is not None:
                         with torch.no_grad():
-                            l_cl = batch.l_norm.contiguous(memory_format=torch.channels_last)
-                            batch.teacher_logits = teacher.logits(l_cl).contiguous()
+                            l_in = batch.l_norm.contiguous(memory_format=teacher_layout)
+                            batch.teacher_logits = teacher.logits(l_in).contiguous()
                     loss, terms = objective(trainee, batch)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -381,9 +410,23 @@ def run_stage(
                 if ema is not None:
                     ema.update_parameters(model)
                 step += 1
+                if not sized and step - first_step == PROBE_SKIP:
+                    t_probe = clock()
+                elif not sized and step - first_step == PROBE_SKIP + PROBE_STEPS:
+                    now = clock()
+                    total = steps_for_budget(stage, step, now - t0, (now - t_probe) / PROBE_STEPS)
+                    if distributed:  # every rank runs rank 0's count
+                        count = torch.tensor([total], device=device)
+                        dist.broadcast(count, src=0)
+                        total = int(count.item())
+                    sized = True
+                    last_step = total if stop_after is None else min(total, last_step)
+                    progress.update(task, total=total)
+                    rate = (now - t_probe) / PROBE_STEPS
+                    log(f"{stage.name}: {total} steps fit in {stage.minutes:g} min ({rate:.3f} s/step)")
                 for k, v in terms.items():
                     running.setdefault(k, []).append(float(v.detach()))
-                if main_process and (step % cfg.log_every == 0 or step == stage.steps):
+                if main_process and (step % cfg.log_every == 0 or step == total):
                     means = {k: float(np.mean(v)) for k, v in running.items()}
                     running.clear()
                     _append_csv(
@@ -393,18 +436,18 @@ def run_stage(
                             stage.name,
                             step,
                             *(f"{means[t]:.5f}" if t in means else "" for t in LOG_TERMS),
-                            f"{lr_at(step - 1, stage):.6g}",
-                            f"{time.perf_counter() - t0:.1f}",
+                            f"{lr_at(step - 1, stage, total):.6g}",
+                            f"{clock() - t0:.1f}",
                         ],
                     )
                     if tb is not None:
                         for name, v in means.items():
                             tb.add_scalar(f"{stage.name}/{name}", v, step)
                     progress.update(task, info=" ".join(f"{k} {v:.3f}" for k, v in means.items()))
-                if main_process and (step % cfg.sample_every == 0 or step == stage.steps):
+                if main_process and (step % cfg.sample_every == 0 or step == total):
                     sample_grid(eval_model().eval(), samples, out / f"samples_{stage.name}_{step:06d}.png", cfg.size)
                     eval_model().train()
-                if cfg.val_every and step % cfg.val_every == 0 and step < stage.steps:
+                if cfg.val_every and step % cfg.val_every == 0 and step < total:
                     stopped_early = run_validation()
                 if step % cfg.ckpt_every == 0:
                     save_state()
@@ -415,9 +458,9 @@ def run_stage(
                     break  # before the loader draws the next batch's random crops: the saved RNG state is exact
     if tb is not None:
         tb.close()
-    if step < stage.steps and not stopped_early:
+    if step < total and not stopped_early:
         save_state()
-        log(f"{stage.name}: stopped at step {step} of {stage.steps}; continue with --resume")
+        log(f"{stage.name}: stopped at step {step} of {total}; continue with --resume")
         return StageResult(eval_model().eval(), step, False, best_score, step - first_step)
     if not stopped_early:
         run_validation()  # the end of the stage is always a candidate (the loop skips it there)
@@ -426,5 +469,5 @@ def run_stage(
         final.load_state_dict(best)
     final.to(device)
     save_state(finished=True, final=final)
-    log(f"{stage.name}: {step} steps in {time.perf_counter() - t0:.0f} s")
+    log(f"{stage.name}: {step} steps in {clock() - t0:.0f} s")
     return StageResult(final, step, True, best_score, step - first_step)

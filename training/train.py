@@ -34,6 +34,7 @@ class RunResult:
     model: nn.Module
     finished: bool
     seconds: float
+    steps: int = 0  # steps taken, all stages (a time budget decides them)
 
 
 def make_validator(val: str | Path, size: int, max_side: int = 256):
@@ -108,6 +109,7 @@ def train(
         (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=1))
     budget = stop_after
     result: StageResult | None = None
+    steps = 0
     for stage in stages:
         result = run_stage(
             model,
@@ -122,19 +124,20 @@ def train(
             validate=validate,
         )
         model = result.model
+        steps += result.step
         if not result.finished:
-            return RunResult(out / state_file(stage.name), model, False, time.perf_counter() - t0)
+            return RunResult(out / state_file(stage.name), model, False, time.perf_counter() - t0, steps)
         if budget is not None:
             budget -= result.steps_run
             if budget <= 0 and stage is not stages[-1]:
                 log(f"stopped after stage {stage.name}; continue with --resume")
-                return RunResult(out / state_file(stage.name), model, False, time.perf_counter() - t0)
+                return RunResult(out / state_file(stage.name), model, False, time.perf_counter() - t0, steps)
     final = out / RUN_FILE
     if rank == 0:
         model.cpu().eval()
-        info = {"train_config": dataclasses.asdict(cfg), "steps": sum(s.steps for s in stages)}
+        info = {"train_config": dataclasses.asdict(cfg), "steps": steps}
         if result is not None and result.best_score is not None:
             info["val_lpips"] = result.best_score
         save_model(model, final, input_size=input_size, **info, **(extra or {}))
         log(f"done: weights at {final}")
-    return RunResult(final, model, True, time.perf_counter() - t0)
+    return RunResult(final, model, True, time.perf_counter() - t0, steps)

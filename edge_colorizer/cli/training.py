@@ -26,6 +26,14 @@ DECODERS = ("plain", "dynamic")
 @click.option("--steps", type=click.IntRange(1), default=None, help="Supervised steps (gan-teacher: pre-training).")
 @click.option("--gan-steps", type=click.IntRange(1), default=None, help="Adversarial steps (recipes with a GAN stage).")
 @click.option("--lr", type=click.FloatRange(0, min_open=True), default=None, help="Peak learning rate (supervised).")
+@click.option(
+    "--minutes",
+    type=click.FloatRange(0, min_open=True),
+    default=None,
+    help="Time budget of the supervised stage: its step count is fixed to what fits (--steps the most).",
+)
+@click.option("--gan-minutes", type=click.FloatRange(0, min_open=True), default=None, help="Same, adversarial stage.")
+@click.option("--workers", type=click.IntRange(0, 64), default=None, help="Data-loading processes (GPU runs).")
 @click.option("--encoder", type=click.Choice(ENCODERS), default=None, help="unet_generator: the ImageNet encoder.")
 @click.option("--decoder", type=click.Choice(DECODERS), default=None, help="unet_generator: decoder type.")
 @click.option("--no-pretrained", is_flag=True, help="unet_generator: train the encoder from scratch.")
@@ -37,7 +45,7 @@ DECODERS = ("plain", "dynamic")
 @click.option("--threads", type=click.IntRange(0, 512), default=None, help="torch CPU threads.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="default: auto.")
 @click.option("--resume", is_flag=True, help="Continue from the run folder's last checkpoint.")
-def train(recipe_name, resume, encoder, decoder, no_pretrained, gan_steps, **options) -> None:
+def train(recipe_name, resume, encoder, decoder, no_pretrained, gan_steps, gan_minutes, **options) -> None:
     """Train a colorizer (a student, or the GAN teacher) on a folder of colour images."""
     from dataclasses import replace
 
@@ -53,8 +61,11 @@ def train(recipe_name, resume, encoder, decoder, no_pretrained, gan_steps, **opt
     if generator_options and base.model != "unet_generator":
         names = ", ".join("--no-pretrained" if k == "pretrained" else f"--{k}" for k in generator_options)
         raise click.UsageError(f"{names}: options of the unet_generator model, not of recipe {recipe_name!r}")
-    if gan_steps is not None and base.gan is None:
-        raise click.UsageError(f"--gan-steps: recipe {recipe_name!r} has no adversarial stage")
+    gan_options = {"steps": gan_steps, "minutes": gan_minutes}
+    gan_options = {k: v for k, v in gan_options.items() if v is not None}
+    if gan_options and base.gan is None:
+        names = ", ".join(f"--gan-{k}" for k in gan_options)
+        raise click.UsageError(f"{names}: recipe {recipe_name!r} has no adversarial stage")
     if options["val_every"] is not None or options["patience"] is not None:
         if not options["val"]:
             raise click.UsageError("--val-every/--patience need --val (the validation photos)")
@@ -63,7 +74,7 @@ def train(recipe_name, resume, encoder, decoder, no_pretrained, gan_steps, **opt
         cfg = recipe(
             recipe_name,
             model_args={**base.model_args, **generator_options} if generator_options else None,
-            gan=replace(base.gan, steps=gan_steps) if gan_steps is not None else None,
+            gan=replace(base.gan, **gan_options) if gan_options else None,
             **options,
         )
         run_training(cfg, resume=resume, log=say)
@@ -95,6 +106,13 @@ def _finetune_options(fn):
         click.option("--data", required=True, type=click.Path(exists=True, file_okay=False), help="Training photos."),
         click.option("--val", type=click.Path(exists=True, file_okay=False), help="Validation photos (keep-best)."),
         click.option("--steps", type=click.IntRange(1), default=300, show_default=True, help="Training steps."),
+        click.option(
+            "--minutes",
+            type=click.FloatRange(0),
+            default=0.0,
+            help="Time budget per training run: the step count is fixed to what fits (--steps the most).",
+        ),
+        click.option("--workers", type=click.IntRange(0, 64), default=0, help="Data-loading processes (GPU runs)."),
         click.option("--lr", type=click.FloatRange(0, min_open=True), default=5e-4, show_default=True),
         click.option("--batch-size", type=click.IntRange(1), default=12, show_default=True),
         click.option("--size", type=click.IntRange(16, 1024), default=160, show_default=True, help="Crop size."),

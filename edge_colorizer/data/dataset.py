@@ -46,7 +46,8 @@ def rgb_uint8_to_l_ab(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class ColorizationDataset(torch.utils.data.Dataset):
-    """Yields ``(l_norm (1, s, s), ab_norm (2, s, s))``; random crops when ``train`` else centre crops."""
+    """Yields uint8 crops and L-jitter factors (see :func:`training_pair`); random crops, flips and jitter
+    when ``train``, else centre crops."""
 
     def __init__(
         self,
@@ -82,10 +83,22 @@ class ColorizationDataset(torch.utils.data.Dataset):
         return crop.round().clamp(0, 255).to(torch.uint8)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        l_norm, ab_norm = rgb_uint8_to_l_ab(self._crop(self.images[index]))
+        """``(uint8 crop (3, s, s), jitter (2,))``: the Lab conversion is left to :func:`training_pair`, which
+        the training loop runs batched on its device (on a GPU the per-photo Lab maths of the CPU workers
+        was most of a step)."""
+        jitter = torch.ones(2)
         if self.train and self.l_jitter:
             # mild gamma/contrast jitter of the input luminance only; the colour target is unchanged
-            gamma = 1.0 + random.uniform(-self.l_jitter, self.l_jitter)
-            l01 = (l_norm + 0.5).clamp(0, 1).pow(gamma)
-            l_norm = (l01 - 0.5) * (1.0 + random.uniform(-self.l_jitter, self.l_jitter) / 2)
-        return l_norm, ab_norm
+            jitter[0] = 1.0 + random.uniform(-self.l_jitter, self.l_jitter)
+            jitter[1] = 1.0 + random.uniform(-self.l_jitter, self.l_jitter) / 2
+        return self._crop(self.images[index]), jitter
+
+
+def training_pair(rgb: torch.Tensor, jitter: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 crops (*, 3, s, s) and their jitter (*, 2) (gamma, contrast) -> the network input ``l_norm``
+    (*, 1, s, s) and the target ``ab_norm`` (*, 2, s, s), on the crops' device."""
+    l_norm, ab_norm = rgb_uint8_to_l_ab(rgb)
+    gamma, contrast = jitter[..., 0, None, None, None], jitter[..., 1, None, None, None]
+    if bool((jitter != 1).any()):
+        l_norm = ((l_norm + 0.5).clamp(0, 1).pow(gamma) - 0.5) * contrast
+    return l_norm, ab_norm

@@ -151,3 +151,32 @@ def test_cosine_lr_warms_up_then_decays_to_the_floor():
     assert lrs[100] == pytest.approx(0.05) and cosine_lr(500, 1.0, 100) == pytest.approx(0.05)
     assert all(a >= b for a, b in zip(lrs[10:-1], lrs[11:], strict=True))
     assert lr_at(50, Stage("x", 100, 0.3, schedule="constant")) == 0.3
+
+
+def test_steps_for_budget_fits_the_time_left_and_never_exceeds_steps():
+    from training.loop import BUDGET_SHARE, steps_for_budget
+
+    stage = Stage("train", steps=10_000, lr=1e-3, minutes=1.0)
+    # 60 s budget, 10 s spent, 0.1 s/step: 90 % of the 50 s left is 450 more steps
+    assert steps_for_budget(stage, 35, 10.0, 0.1) == 35 + int(BUDGET_SHARE * 50 / 0.1)
+    assert steps_for_budget(Stage("train", steps=100, lr=1e-3, minutes=1.0), 35, 10.0, 0.1) == 100
+    assert steps_for_budget(stage, 35, 120.0, 0.1) == 36  # over budget: one more step, then the end
+
+
+def test_a_time_budget_fixes_the_step_count_and_the_schedule(tmp_path, tiny_pool, monkeypatch):
+    import training.loop as loop
+
+    ticks = iter(range(10**6))  # each reading of the loop's clock is 20 s after the last
+    monkeypatch.setattr(loop, "clock", lambda: 20.0 * next(ticks))
+    cfg = tiny_cfg(tmp_path, tiny_pool, steps=500, minutes=1.0, log_every=100, ckpt_every=1000, workers=0)
+    result = train(cfg, **QUIET)
+    steps = load_checkpoint(result.path)["steps"]
+    assert loop.PROBE_SKIP + loop.PROBE_STEPS < steps < 500 and result.steps == steps
+    rows = log_rows(tmp_path / "run")
+    assert int(rows[-1]["step"]) == steps  # the last logged step is the sized end
+    assert float(rows[-1]["lr"]) == pytest.approx(lr_at(steps - 1, cfg.stages()[0], steps))
+
+
+def test_data_loading_workers_train_the_same_recipe(tmp_path, tiny_pool):
+    result = train(tiny_cfg(tmp_path, tiny_pool, steps=4, workers=2), **QUIET)
+    assert result.finished and result.steps == 4
