@@ -55,14 +55,18 @@ def export_artifact(
     model_name: str = "",
     checkpoint: str | Path | None = None,
     force: bool = False,
+    shape: tuple[int, int] | None = None,
 ) -> Exported:
     """Export ``colorizer`` to format ``fmt`` at ``precision`` (default: the format's first) into ``out``.
 
-    An existing ``out`` is refused unless ``force``; the artifact is written beside ``out`` and renamed
-    into place only after it passed its parity check."""
+    ``shape`` (H, W) is the input of a fixed-shape format (the table's ``fixed_shape``), RGB, batch 1;
+    another format refuses it. An existing ``out`` is refused unless ``force``; the artifact is written
+    beside ``out`` and renamed into place only after it passed its parity check."""
     spec = get_format(fmt)
     precision = precision or spec.precisions[0]
     check_request(spec, precision, calibration)
+    if shape is not None and not spec.fixed_shape:
+        raise ValueError(f"{spec.name} artifacts take any image size: a fixed input shape does not apply")
     check_destination(Path(out), force)
     if spec.needs_gpu:
         import torch
@@ -74,6 +78,8 @@ def export_artifact(
             )
     module = load_format_module(spec)
     kwargs = {"force": force} if "force" in inspect.signature(module.export).parameters else {}
+    if shape is not None:
+        kwargs["shape"] = (1, int(shape[0]), int(shape[1]), 3)
     return module.export(colorizer, out, precision, calibration, model_name=model_name, checkpoint=checkpoint, **kwargs)
 
 

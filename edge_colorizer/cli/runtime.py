@@ -18,6 +18,17 @@ LOCAL_FORMATS = tuple(f.name for f in FORMATS.values() if f.runs_on_linux and no
 PRECISIONS = tuple(dict.fromkeys(p for f in FORMATS.values() for p in ("fp32", *f.precisions)))
 
 
+def parse_hw(text: str, option: str, least: int = 1) -> tuple[int, int]:
+    """``"HxW"`` as (H, W), each at least ``least``; a usage error naming ``option`` otherwise."""
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+        if min(h, w) < least:
+            raise ValueError
+    except ValueError:
+        raise click.BadParameter(f"expected HxW with H, W >= {least}, got {text!r}", param_hint=option) from None
+    return h, w
+
+
 def _listed(known, what: str):
     """A click callback for a comma-separated list whose every item must be in ``known``."""
 
@@ -63,7 +74,10 @@ def _calibration(folder: str | None, count: int):
 @calibration_option
 @calibration_images_option
 @click.option("--force", is_flag=True, help="Replace an existing artifact (by default it is refused).")
-def export(model, fmt, precision, size, out_path, calibration, calibration_images, force) -> None:
+@click.option(
+    "--shape", default=None, help="HxW input of a fixed-shape format (tflite; default 256x256), e.g. 1080x1920."
+)
+def export(model, fmt, precision, size, out_path, calibration, calibration_images, force, shape) -> None:
     """Export the uint8-in/uint8-out colorizer (Lab kernel inside) to a runtime format, parity-checked."""
     from edge_colorizer.inference import load_colorizer, resolve_model_path
     from runtimes.export import check_request, export_artifact
@@ -73,6 +87,9 @@ def export(model, fmt, precision, size, out_path, calibration, calibration_image
     precision = precision or spec.precisions[0]
     try:
         check_request(spec, precision, calibration)
+        hw = parse_hw(shape, "--shape", least=16) if shape else None
+        if hw is not None and not spec.fixed_shape:
+            raise ValueError(f"--shape: {fmt} artifacts take any image size (only fixed-shape formats take one)")
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     default_name = f"{Path(model).stem}{'' if precision == 'fp32' else '_' + precision}{spec.suffix}"
@@ -82,7 +99,15 @@ def export(model, fmt, precision, size, out_path, calibration, calibration_image
         colorizer = load_colorizer(model, size=size)
         images = _calibration(calibration, calibration_images)
         exported = export_artifact(
-            colorizer, fmt, path, precision, images, model_name=model, checkpoint=resolve_model_path(model), force=force
+            colorizer,
+            fmt,
+            path,
+            precision,
+            images,
+            model_name=model,
+            checkpoint=resolve_model_path(model),
+            force=force,
+            shape=hw,
         )
     except (ValueError, OSError, RuntimeError, ImportError) as exc:
         raise click.ClickException(str(exc)) from None
@@ -145,12 +170,7 @@ def bench(
     """Quality (LPIPS, PSNR, SSIM, ...) vs latency for every model x runtime x precision."""
     from benchmarks.bench import BenchConfig, lpips_gate, markdown, run_bench, write_outputs
 
-    try:
-        h, w = (int(v) for v in time_size.lower().split("x"))
-        if h < 1 or w < 1:
-            raise ValueError
-    except ValueError:
-        raise click.BadParameter(f"expected HxW with H, W >= 1, got {time_size!r}", param_hint="--time-size") from None
+    h, w = parse_hw(time_size, "--time-size")
     needs = sorted(
         {p for r in runtimes_ for p in precisions if RUNTIMES[r] is not None and p in RUNTIMES[r].calibrated}
     )

@@ -55,3 +55,16 @@ def test_tensorrt_without_a_gpu_says_where_to_build(tiny, tmp_path, monkeypatch)
     with pytest.raises(ExportError, match="Jetson recipe"):
         export_artifact(tiny, "tensorrt", tmp_path / "m.engine", "fp16")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_fixed_shape_is_refused_by_formats_that_take_any_size(tmp_path):
+    from click.testing import CliRunner
+
+    from edge_colorizer.cli import main
+
+    with pytest.raises(ValueError, match="take any image size"):
+        export_artifact(None, "onnx", tmp_path / "m.onnx", "fp32", shape=(64, 80))
+    result = CliRunner().invoke(main, ["export", "--format", "onnx", "--shape", "64x80", "--out", str(tmp_path / "m")])
+    assert result.exit_code == 2 and "--shape" in result.output and not (tmp_path / "m").exists()
+    result = CliRunner().invoke(main, ["export", "--format", "tflite", "--shape", "8x8", "--out", str(tmp_path / "m")])
+    assert result.exit_code == 2 and "H, W >= 16" in result.output

@@ -181,3 +181,11 @@ def test_bundled_student_at_256_in_fp32(tmp_path):
     exported = litert.export(load_colorizer("student"), tmp_path / "student.tflite", model_name="student")
     assert exported.parity.within(*TOLERANCES["fp32"])
     assert litert.Runner(exported.path).inputs[0].shape == litert.DEFAULT_SHAPE
+
+
+def test_export_artifact_passes_the_fixed_shape_through_the_table(tmp_path, converted):
+    from runtimes.export import export_artifact
+
+    exported = export_artifact(converted, "tflite", tmp_path / "s.tflite", "fp32", shape=(64, 80))
+    assert litert.Runner(exported.path).inputs[0].shape == SHAPE
+    assert exported.parity.max_abs <= TOLERANCES["fp32"][0]
