@@ -34,8 +34,14 @@ from edge_colorizer.io import (
 from edge_colorizer.lab import lab_to_rgb, rgb_to_lab
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
-# Bundled models, by name: the checkpoint file inside the package.
-BUNDLED = {"student": WEIGHTS_DIR / "unet_s_student.pt", "teacher": WEIGHTS_DIR / "teacher_gan.pt"}
+# Bundled models, by name: the file inside the package. Checkpoints (.pt) run in torch; an exported
+# artifact (student-int8, an ONNX QDQ graph) runs in its format's runtime (runtimes.models.open_colorizer).
+BUNDLED = {
+    "student": WEIGHTS_DIR / "unet_s_student.pt",
+    "teacher": WEIGHTS_DIR / "teacher_gan.pt",
+    "student-pruned": WEIGHTS_DIR / "unet_s_pruned.pt",  # the student, channels pruned by half, fine-tuned
+    "student-int8": WEIGHTS_DIR / "unet_s_pruned_int8.onnx",  # student-pruned, INT8 network (ONNX Runtime)
+}
 DEFAULT_MODEL = "student"
 
 

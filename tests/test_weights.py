@@ -7,12 +7,14 @@ from PIL import Image
 
 from edge_colorizer.checkpoint import load_checkpoint
 from edge_colorizer.colorizer import ColorizerModule, GrayBaseline
-from edge_colorizer.inference import BUNDLED, colorize_array, load_colorizer
+from edge_colorizer.inference import BUNDLED, as_array_colorizer, colorize_array
 from edge_colorizer.metrics import colorfulness, psnr
 
 # (PSNR gain over gray in dB, colourfulness ratio) that each model must exceed on three scikit-image
 # photos; measured when shipped: student +3.13 dB / 0.68, teacher +4.11 dB / 0.70
-THRESHOLDS = {"student": (1.5, 0.5), "teacher": (1.5, 0.5)}
+THRESHOLDS = {"student": (1.5, 0.5), "teacher": (1.5, 0.5), "student-pruned": (1.5, 0.5), "student-int8": (1.5, 0.5)}
+CHECKPOINTS = sorted(n for n, p in BUNDLED.items() if p.suffix == ".pt")
+ARTIFACTS = sorted(n for n, p in BUNDLED.items() if p.suffix != ".pt")
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +27,7 @@ def photos(real_photos):
     return out
 
 
-@pytest.mark.parametrize("name", sorted(BUNDLED))
+@pytest.mark.parametrize("name", CHECKPOINTS)
 def test_bundled_checkpoint_is_small_fp16_and_self_describing(name):
     path = BUNDLED[name]
     assert path.stat().st_size <= 30e6
@@ -34,11 +36,33 @@ def test_bundled_checkpoint_is_small_fp16_and_self_describing(name):
     assert all(v.dtype == torch.float16 for v in ckpt["state_dict"].values() if v.is_floating_point())
 
 
+@pytest.mark.parametrize("name", ARTIFACTS)
+def test_bundled_artifact_is_small_int8_and_names_its_parent(name):
+    import json
+
+    from compress.card import CARD_SUFFIX
+    from runtimes.models import artifact_format
+
+    path = BUNDLED[name]
+    assert artifact_format(path) is not None and path.stat().st_size <= 2e6
+    card = json.loads(path.with_name(path.name + CARD_SUFFIX).read_text())
+    assert "int8" in card["title"].lower() and card["parent"]
+    onnx = pytest.importorskip("onnx")
+    ops = {n.op_type for n in onnx.load(str(path)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops  # the network is INT8 ...
+    assert "Pow" in ops or "Gather" in ops  # ... and the Lab maths is still in the graph
+
+
 @pytest.mark.parametrize("name", sorted(BUNDLED))
 def test_bundled_model_beats_gray_and_is_not_sepia(name, photos):
-    colorizer = load_colorizer(name)
+    from runtimes.models import artifact_format, open_colorizer
+
+    if artifact_format(BUNDLED[name]) is not None:
+        pytest.importorskip("onnxruntime")
+    colorizer = open_colorizer(name)
     gray = ColorizerModule(GrayBaseline()).eval()
-    preds = [colorize_array(colorizer, img) for img in photos]
+    run = as_array_colorizer(colorizer)
+    preds = [run(img) for img in photos]
     gray_psnr = np.mean([psnr(colorize_array(gray, img), img) for img in photos])
     model_psnr = np.mean([psnr(p, img) for p, img in zip(preds, photos, strict=True)])
     cf_ratio = np.mean([colorfulness(p) for p in preds]) / np.mean([colorfulness(img) for img in photos])

@@ -144,6 +144,13 @@ def export(model, fmt, precision, size, out_path, calibration, calibration_image
 @click.option("--out", default="out/bench", show_default=True, help="Folder for results.md/csv/json and pareto.png.")
 @click.option("--size", default=256, show_default=True, help="Network input size.")
 @click.option("--max-images", type=click.IntRange(0), default=0, show_default=True, help="Use the first N (0 = all).")
+@click.option(
+    "--max-side",
+    type=click.IntRange(16),
+    default=1920,
+    show_default=True,
+    help="Deploy protocol: photos larger than this are downscaled first.",
+)
 @click.option("--time-size", default="256x256", show_default=True, help="HxW of the timed input.")
 @click.option("--throughput-batch", type=click.IntRange(1), default=8, show_default=True)
 @click.option("--repeats", type=click.IntRange(1), default=20, show_default=True)
@@ -159,6 +166,7 @@ def bench(
     out,
     size,
     max_images,
+    max_side,
     time_size,
     throughput_batch,
     repeats,
@@ -184,6 +192,7 @@ def bench(
         out=out,
         size=size,
         max_images=max_images,
+        max_side=max_side,
         time_height=h,
         time_width=w,
         throughput_batch=throughput_batch,
