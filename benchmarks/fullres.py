@@ -69,7 +69,7 @@ def frame(shape: tuple[int, int], batch: int = 1, seed: int = 0) -> np.ndarray:
     except ImportError:
         rng = np.random.default_rng(seed)
         img = (rng.random((h // 8 + 1, w // 8 + 1, 3)) * 255).astype(np.uint8).repeat(8, 0).repeat(8, 1)[:h, :w]
-    return np.ascontiguousarray(np.broadcast_to(img, (batch, h, w, 3)))
+    return np.array(np.broadcast_to(img, (batch, h, w, 3)))  # a writable copy (torch warns on read-only)
 
 
 def colorizers(names: list[str], device: str) -> dict[str, ColorizerModule]:
@@ -158,7 +158,7 @@ def run_cuda(models: dict[str, ColorizerModule], repeats: int, warmup: int, comp
                     t0 = time.perf_counter()
                     pipeline = CudaFramePipeline(colorizer, batch, shape[0], shape[1], compiled=compiled)
                     built = time.perf_counter() - t0
-                    x = torch.from_numpy(frame(shape, batch).copy()).cuda()
+                    x = torch.from_numpy(frame(shape, batch)).cuda()
                     case = Case(case_name, lambda p=pipeline, x=x: p(x), torch.cuda.synchronize)
                     time_interleaved([case], repeats, warmup)
                 except Exception as exc:  # a row with its reason, the rest goes on
@@ -199,20 +199,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{torch.cuda.get_device_name(0)}; torch {torch.__version__}; repeats {args.repeats}")
         run_cuda(colorizers(names, "cuda"), args.repeats, args.warmup, compiled=not args.no_compile)
         return 0
-    else:
-        models = colorizers(names, "cpu")
-        cases = []
-        with tempfile.TemporaryDirectory() as tmp:
-            for runtime in runtimes:
-                if runtime == "torch":
-                    cases += torch_cases(models, reference=not args.no_reference)
-                else:
-                    cases += runtime_cases(models, runtime, Path(tmp), args.threads)
-            opencv = opencv_case(args.threads)
-            cases += [opencv] if opencv else []
-            time_interleaved(cases, args.repeats, args.warmup)
-        report(cases, args)
-        return 0
+    models = colorizers(names, "cpu")
+    cases = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for runtime in runtimes:
+            if runtime == "torch":
+                cases += torch_cases(models, reference=not args.no_reference)
+            else:
+                cases += runtime_cases(models, runtime, Path(tmp), args.threads)
+        opencv = opencv_case(args.threads)
+        cases += [opencv] if opencv else []
+        time_interleaved(cases, args.repeats, args.warmup)
+    report(cases, args)
+    return 0
 
 
 def report(cases: list[Case], args: argparse.Namespace) -> None:

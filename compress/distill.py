@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 
 from compress.card import hardware, validation_table, write_card_markdown
-from edge_colorizer.checkpoint import load_checkpoint, load_model, save_model
+from edge_colorizer.checkpoint import load_checkpoint, load_model, model_from_checkpoint, save_model
 from edge_colorizer.colorizer import DEFAULT_SIZE
 from edge_colorizer.inference import BUNDLED
 from edge_colorizer.models import list_models
@@ -81,9 +81,10 @@ def distill(cfg: DistillConfig, resume: bool = False, log=print, stop_after: int
         log(f"{label}: {name} for {length}{' with teacher ' + cfg.teacher if run_cfg.teacher else ''}")
         has_state = any(Path(run_cfg.out).glob("state_*.pt"))
         if (Path(run_cfg.out) / "model.pt").exists() and resume:
-            ckpt = Path(run_cfg.out) / "model.pt"
-            results[label] = (load_model(ckpt), None)
-            steps = int(load_checkpoint(ckpt).get("steps", steps))
+            path = Path(run_cfg.out) / "model.pt"
+            ckpt = load_checkpoint(path)
+            results[label] = (model_from_checkpoint(ckpt, path), None)
+            steps = int(ckpt.get("steps", steps))
             continue
         init = _student(cfg)[0]  # the same starting weights for both runs
         run = train(run_cfg, resume=resume and has_state, log=log, stop_after=stop_after, model=init)

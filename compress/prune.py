@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 
 from compress.card import hardware, validation_table, write_card_markdown
-from edge_colorizer.checkpoint import load_checkpoint, load_model, save_model
+from edge_colorizer.checkpoint import load_checkpoint, load_model, model_from_checkpoint, save_model
 from edge_colorizer.colorizer import DEFAULT_SIZE
 from edge_colorizer.inference import resolve_model_path
 from edge_colorizer.io import file_sha256
@@ -141,8 +141,9 @@ def prune(cfg: PruneConfig, resume: bool = False, log=print, stop_after: int | N
     for k, share in enumerate(rounds, start=1):
         folder = out / f"round{k}"
         if (folder / "model.pt").exists():
-            net = load_model(folder / "model.pt")
-            round_steps.append(int(load_checkpoint(folder / "model.pt").get("steps", cfg.finetune.steps)))
+            ckpt = load_checkpoint(folder / "model.pt")
+            net = model_from_checkpoint(ckpt, folder / "model.pt")
+            round_steps.append(int(ckpt.get("steps", cfg.finetune.steps)))
             continue
         pruned_path = folder / "pruned.pt"
         if resume and pruned_path.exists():

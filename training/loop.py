@@ -414,7 +414,8 @@ def run_stage(
                     t_probe = clock()
                 elif not sized and step - first_step == PROBE_SKIP + PROBE_STEPS:
                     now = clock()
-                    total = steps_for_budget(stage, step, now - t0, (now - t_probe) / PROBE_STEPS)
+                    rate = (now - t_probe) / PROBE_STEPS
+                    total = steps_for_budget(stage, step, now - t0, rate)
                     if distributed:  # every rank runs rank 0's count
                         count = torch.tensor([total], device=device)
                         dist.broadcast(count, src=0)
@@ -422,7 +423,6 @@ def run_stage(
                     sized = True
                     last_step = total if stop_after is None else min(total, last_step)
                     progress.update(task, total=total)
-                    rate = (now - t_probe) / PROBE_STEPS
                     log(f"{stage.name}: {total} steps fit in {stage.minutes:g} min ({rate:.3f} s/step)")
                 for k, v in terms.items():
                     running.setdefault(k, []).append(float(v.detach()))

@@ -65,8 +65,8 @@ def supervised_loss(
 
 def class_weights_for(dataset, centers: torch.Tensor, lam: float) -> torch.Tensor:
     """Rebalancing weights from the bin prior of one pass over ``dataset`` (ab targets only)."""
-    from edge_colorizer.data.dataset import training_pair
+    from edge_colorizer.data.dataset import rgb_uint8_to_l_ab
     from edge_colorizer.models.ab_bins import rebalancing_weights
 
-    probe = [training_pair(*dataset[i])[1][None] for i in range(len(dataset))]
+    probe = [rgb_uint8_to_l_ab(dataset[i][0])[1][None] for i in range(len(dataset))]  # jitter: L only
     return rebalancing_weights(bin_prior(probe, centers), lam=lam)
