@@ -42,7 +42,11 @@ BUNDLED = {
     "student-pruned": WEIGHTS_DIR / "unet_s_pruned.pt",  # the student, channels pruned by half, fine-tuned
     "student-int8": WEIGHTS_DIR / "unet_s_pruned_int8.onnx",  # student-pruned, INT8 network (ONNX Runtime)
 }
-DEFAULT_MODEL = "student"
+# `colorize` of still images: the best-quality bundled model that stays interactive on a laptop CPU
+# (budget: 1 s per photo end to end on a 2-core CPU; the teacher takes a few tenths, README "The bundled
+# models"). Video, export and bench default to the edge model, the student.
+DEFAULT_MODEL = "teacher"
+EDGE_MODEL = "student"
 
 
 def resolve_model_path(model: str) -> Path:
@@ -57,7 +61,7 @@ def resolve_model_path(model: str) -> Path:
     raise ValueError(f"{model!r} is neither a bundled model ({', '.join(BUNDLED)}) nor a checkpoint file")
 
 
-def load_colorizer(model: str = DEFAULT_MODEL, size: int | None = None, device: str = "cpu") -> ColorizerModule:
+def load_colorizer(model: str = EDGE_MODEL, size: int | None = None, device: str = "cpu") -> ColorizerModule:
     """A ready ``ColorizerModule`` for a bundled model name or a checkpoint path.
 
     ``size`` is the network input size; by default the one stored with the weights (else 256)."""

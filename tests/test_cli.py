@@ -173,3 +173,18 @@ def test_same_name_from_two_folders_is_not_overwritten(tmp_path, real_photos, ti
     )
     assert result.exit_code == 1 and f"is already written from {tmp_path / 'a' / 'x.png'} (same name)" in result.output
     assert [p.name for p in out.iterdir()] == ["x.png"]
+
+
+def test_train_refuses_options_its_recipe_cannot_honour(tmp_path):
+    data = tmp_path / "d"
+    data.mkdir()
+    cases = [
+        (["--recipe", "student", "--gan-steps", "0"], "has no adversarial stage"),
+        (["--recipe", "gan-teacher", "--gan-steps", "0", "--gan-minutes", "1"], "leaves no adversarial stage"),
+        (["--cutout-prob", "0.3"], "--cutout-prob needs --cutouts"),
+        (["--subset", "0"], "--subset"),
+    ]
+    for extra, message in cases:
+        result = CliRunner().invoke(main, ["train", "--data", str(data), "--out", str(tmp_path / "o"), *extra])
+        assert result.exit_code == 2 and message in result.output, (extra, result.output)
+        assert not (tmp_path / "o").exists()

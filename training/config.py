@@ -54,6 +54,9 @@ class GANSettings:
 @dataclass(frozen=True)
 class TrainConfig:
     data: str = ""  # folder of colour images (searched recursively)
+    subset: float = 1.0  # share of ``data`` trained on, a stable hash-chosen subset (learning curves)
+    cutouts: str = ""  # folder of photographic cut-outs (RGBA) pasted onto training crops; empty = none
+    cutout_prob: float = 0.5  # share of training crops that get a cut-out
     val: str = ""  # validation photos: scored every val_every steps, the best weights kept
     out: str = "runs/student"
     model: str = "unet_s"
@@ -115,6 +118,10 @@ class TrainConfig:
             raise ValueError("kd_weight must be in [0, 1] and kd_temperature positive")
         if self.teacher and self.loss != "bins":
             raise ValueError("distillation matches bin distributions: it needs loss 'bins'")
+        if not 0.0 < self.subset <= 1.0:
+            raise ValueError(f"subset must be in (0, 1], got {self.subset}")
+        if not 0.0 <= self.cutout_prob <= 1.0:
+            raise ValueError(f"cutout_prob must be in [0, 1], got {self.cutout_prob}")
         if self.minutes < 0 or self.workers < 0:
             raise ValueError("minutes and workers must be >= 0")
         if self.device not in ("auto", "cpu", "cuda"):

@@ -95,8 +95,18 @@ def train(
     # same initial weights on every rank; the class weights' crops draw from python's RNG
     seed_everything(cfg.seed)
     t0 = time.perf_counter()
-    dataset = ColorizationDataset(cfg.data, size=cfg.size, train=True, log=log)
-    log(f"training on {len(dataset)} images from {cfg.data}")
+    dataset = ColorizationDataset(
+        cfg.data,
+        size=cfg.size,
+        train=True,
+        log=log,
+        fraction=cfg.subset,
+        cutouts=cfg.cutouts or None,
+        cutout_prob=cfg.cutout_prob,
+    )
+    share = f" ({cfg.subset:.0%} subset)" if cfg.subset < 1 else ""
+    pasted = f", {len(dataset.paste)} cut-outs pasted on {cfg.cutout_prob:.0%} of crops" if dataset.paste else ""
+    log(f"training on {len(dataset)} images from {cfg.data}{share}{pasted}")
     if model is None:
         model = create_model(cfg.model, **cfg.model_args)
     teacher = load_teacher(cfg.teacher) if cfg.teacher else None

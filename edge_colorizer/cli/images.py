@@ -17,6 +17,7 @@ from edge_colorizer.cli.common import (
     size_option,
     stop_cleanly,
 )
+from edge_colorizer.inference import DEFAULT_MODEL
 from edge_colorizer.io import shown
 
 
@@ -24,7 +25,10 @@ from edge_colorizer.io import shown
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option(
-    "--model", default="student", show_default=True, help="Bundled model, checkpoint or exported artifact (.onnx, ...)."
+    "--model",
+    default=DEFAULT_MODEL,
+    show_default=True,
+    help="Bundled model, checkpoint or exported artifact (.onnx, ...).",
 )
 @size_option()
 @device_option

@@ -14,6 +14,24 @@ DECODERS = ("plain", "dynamic")
 
 @main.command()
 @click.option("--data", required=True, type=click.Path(exists=True, file_okay=False), help="Folder of colour images.")
+@click.option(
+    "--subset",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=None,
+    help="Train on this share of --data (a stable subset: 0.25 is inside 0.5; for learning curves).",
+)
+@click.option(
+    "--cutouts",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="Folder of photographic cut-outs (RGBA; data prepare writes cutouts/) pasted onto training crops.",
+)
+@click.option(
+    "--cutout-prob",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="Share of training crops that get a cut-out (with --cutouts; default 0.5).",
+)
 @click.option("--val", type=click.Path(exists=True, file_okay=False), help="Validation photos: best weights are kept.")
 @click.option("--out", default=None, help="Run folder (checkpoints, logs, samples); default runs/<recipe>.")
 @click.option(
@@ -24,7 +42,12 @@ DECODERS = ("plain", "dynamic")
     help="student | student-l1 (supervised students) or gan-teacher (the GAN teacher).",
 )
 @click.option("--steps", type=click.IntRange(1), default=None, help="Supervised steps (gan-teacher: pre-training).")
-@click.option("--gan-steps", type=click.IntRange(1), default=None, help="Adversarial steps (recipes with a GAN stage).")
+@click.option(
+    "--gan-steps",
+    type=click.IntRange(0),
+    default=None,
+    help="Adversarial steps (recipes with a GAN stage; 0 skips it).",
+)
 @click.option("--lr", type=click.FloatRange(0, min_open=True), default=None, help="Peak learning rate (supervised).")
 @click.option(
     "--minutes",
@@ -66,17 +89,25 @@ def train(recipe_name, resume, encoder, decoder, no_pretrained, gan_steps, gan_m
     if gan_options and base.gan is None:
         names = ", ".join(f"--gan-{k}" for k in gan_options)
         raise click.UsageError(f"{names}: recipe {recipe_name!r} has no adversarial stage")
+    if options["cutout_prob"] is not None and not options["cutouts"]:
+        raise click.UsageError("--cutout-prob needs --cutouts (the cut-out folder)")
     if options["val_every"] is not None or options["patience"] is not None:
         if not options["val"]:
             raise click.UsageError("--val-every/--patience need --val (the validation photos)")
     options["out"] = options["out"] or f"runs/{recipe_name}"
+    if gan_steps == 0:
+        if gan_minutes is not None:
+            raise click.UsageError("--gan-minutes: --gan-steps 0 leaves no adversarial stage")
+        gan = None
+    else:
+        gan = replace(base.gan, **gan_options) if gan_options else base.gan
     try:
         cfg = recipe(
             recipe_name,
             model_args={**base.model_args, **generator_options} if generator_options else None,
-            gan=replace(base.gan, **gan_options) if gan_options else None,
             **options,
         )
+        cfg = replace(cfg, gan=gan)
         run_training(cfg, resume=resume, log=say)
     except (ValueError, FileNotFoundError, KeyError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from None

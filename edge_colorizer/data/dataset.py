@@ -1,12 +1,15 @@
 """Training and evaluation datasets over an ordinary image folder: (L, ab) pairs, normalised.
 
 Images are decoded once and held in memory at a modest size (the offline pools are small);
-training yields random resized crops, flips and a mild jitter of L; evaluation yields fixed
-centre crops. Lab conversion goes through the one kernel in :mod:`edge_colorizer.lab`.
+training yields random resized crops, flips and a mild jitter of L, and optionally pastes a
+photographic cut-out (an object on a transparent background) onto the crop, so that object colours
+the photos rarely show are learnt (copy-paste augmentation); evaluation yields fixed centre crops.
+Lab conversion goes through the one kernel in :mod:`edge_colorizer.lab`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import random
 from pathlib import Path
 
@@ -19,10 +22,23 @@ from edge_colorizer.io import find_images, read_image
 from edge_colorizer.lab import normalize_ab, normalize_l, rgb_to_lab
 
 
-def load_pool(root: str | Path, short_side: int, log=print) -> list[torch.Tensor]:
-    """Decode every readable colour image under ``root`` to uint8 (3, H, W) with the given short side."""
+def subset_rank(path: str | Path, root: str | Path) -> float:
+    """A stable number in [0, 1) for a file of a pool (a hash of its path under ``root``): the photos with
+    rank < f are the pool's fraction f, and a smaller fraction is always inside a larger one."""
+    rel = Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
+    return int.from_bytes(hashlib.sha256(rel.encode()).digest()[:8], "big") / 2**64
+
+
+def load_pool(root: str | Path, short_side: int, log=print, fraction: float = 1.0) -> list[torch.Tensor]:
+    """Decode every readable colour image under ``root`` to uint8 (3, H, W) with the given short side;
+    ``fraction`` < 1 keeps that share of the files (:func:`subset_rank`)."""
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
     images = []
-    for path in find_images([str(root)]):
+    paths = find_images([str(root)])
+    if fraction < 1.0:
+        paths = [p for p in paths if subset_rank(p, root) < fraction]
+    for path in paths:
         try:
             rgb = read_image(path).rgb
         except ValueError as exc:
@@ -37,6 +53,56 @@ def load_pool(root: str | Path, short_side: int, log=print) -> list[torch.Tensor
     if not images:
         raise ValueError(f"{root}: no readable images")
     return images
+
+
+class CutoutPaster:
+    """Pastes one random cut-out from a folder of RGBA images onto a uint8 crop with probability ``prob``:
+    its long side ``scale`` × the crop's, mirrored at random, anywhere inside the crop, composited over
+    the photo with its alpha (resized premultiplied, so its edges take no dark fringe)."""
+
+    def __init__(self, root: str | Path, size: int, prob: float = 0.5, scale=(0.3, 0.75), log=print):
+        if not 0.0 <= prob <= 1.0 or not 0.0 < scale[0] <= scale[1] <= 1.0:
+            raise ValueError(f"cut-out probability must be in [0, 1] and scales in (0, 1], got {prob}, {scale}")
+        self.prob, self.scale, self.size = prob, scale, size
+        self.cutouts: list[torch.Tensor] = []  # float (4, h, w): premultiplied RGB and alpha, long side = size
+        for path in find_images([str(root)]):
+            try:
+                img = read_image(path)
+            except ValueError as exc:
+                log(f"skip {exc}")
+                continue
+            if img.alpha is None:
+                log(f"skip {path}: no transparency (not a cut-out)")
+                continue
+            rgba = torch.from_numpy(np.dstack([img.rgb, img.alpha])).permute(2, 0, 1).float() / 255.0
+            rgba[:3] *= rgba[3:]
+            h, w = rgba.shape[1:]
+            k = size / max(h, w)
+            hw = (max(1, round(h * k)), max(1, round(w * k)))
+            self.cutouts.append(F.interpolate(rgba[None], size=hw, mode="bilinear", antialias=True)[0])
+        if not self.cutouts:
+            raise ValueError(f"{root}: no cut-outs (RGBA images) found")
+
+    def __len__(self) -> int:
+        return len(self.cutouts)
+
+    def __call__(self, crop: torch.Tensor) -> torch.Tensor:
+        """uint8 (3, s, s) -> uint8 (3, s, s), the cut-out pasted in (or the crop itself)."""
+        if random.random() >= self.prob:
+            return crop
+        cut = random.choice(self.cutouts)
+        s = crop.shape[-1]
+        long = max(2, round(s * random.uniform(*self.scale)))
+        h, w = cut.shape[1:]
+        hw = (max(1, round(h * long / max(h, w))), max(1, round(w * long / max(h, w))))
+        cut = F.interpolate(cut[None], size=hw, mode="bilinear", antialias=True)[0].clamp(0, 1)
+        if random.random() < 0.5:
+            cut = cut.flip(-1)
+        top, left = random.randint(0, crop.shape[-2] - hw[0]), random.randint(0, s - hw[1])
+        out = crop.float()
+        region = out[:, top : top + hw[0], left : left + hw[1]]
+        out[:, top : top + hw[0], left : left + hw[1]] = region * (1 - cut[3:]) + cut[:3] * 255.0
+        return out.round().clamp(0, 255).to(torch.uint8)
 
 
 def rgb_uint8_to_l_ab(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -57,12 +123,16 @@ class ColorizationDataset(torch.utils.data.Dataset):
         min_scale: float = 0.45,
         l_jitter: float = 0.1,
         log=print,
+        fraction: float = 1.0,
+        cutouts: str | Path | None = None,
+        cutout_prob: float = 0.5,
     ):
         self.size = size
         self.train = train
         self.min_scale = min_scale
         self.l_jitter = l_jitter
-        self.images = load_pool(root, short_side=round(size * 1.15) if train else size, log=log)
+        self.images = load_pool(root, short_side=round(size * 1.15) if train else size, log=log, fraction=fraction)
+        self.paste = CutoutPaster(cutouts, size, cutout_prob, log=log) if cutouts and train else None
 
     def __len__(self) -> int:
         return len(self.images)
@@ -91,7 +161,10 @@ class ColorizationDataset(torch.utils.data.Dataset):
             # mild gamma/contrast jitter of the input luminance only; the colour target is unchanged
             jitter[0] = 1.0 + random.uniform(-self.l_jitter, self.l_jitter)
             jitter[1] = 1.0 + random.uniform(-self.l_jitter, self.l_jitter) / 2
-        return self._crop(self.images[index]), jitter
+        crop = self._crop(self.images[index])
+        if self.paste is not None:
+            crop = self.paste(crop)
+        return crop, jitter
 
 
 def training_pair(rgb: torch.Tensor, jitter: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

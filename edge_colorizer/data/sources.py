@@ -1,5 +1,7 @@
 """Builds the offline photo pools from Debian packages: training (and validation) photos from
-GCompris and eight other packages that ship photographs, evaluation photos from wallpaper packages.
+GCompris and eight other packages that ship photographs, evaluation photos from wallpaper packages,
+and ``cutouts/``: photographs of single objects on a transparent background (Tux Paint's photo stamps,
+GCompris's hands), curated by eye, that training pastes onto its crops for object colours.
 
 Each package is fetched with ``apt-get download`` and unpacked with ``dpkg -x`` into a cache; nothing
 is installed system-wide. Only real colour photos are kept (no drawings, icons, transparent
@@ -44,7 +46,9 @@ EVAL_PACKAGES = (
     "lomiri-wallpapers-16.04",
     "lomiri-wallpapers-20.04",
 )
+CUTOUT_PACKAGES = ("tuxpaint-stamps-default", "gcompris-qt-data")
 SPLITS = ("train", "val", "eval")
+CUTOUTS = "cutouts"  # the cut-out pool's folder and manifest split
 VAL_EVERY = 10
 # GCompris bundles of artwork rather than photographs (paintings, painted backgrounds)
 ARTWORK_BUNDLES = frozenset({"paintings", "babyshapes"})
@@ -97,9 +101,285 @@ PLASMA_PHOTOS = frozenset(
     }
 )
 LOMIRI_NOT_PHOTOS = frozenset({"umang", "Fossa", "Infinite-Sea", "Painting-Colors", "analogpattern"})
+# Tux Paint's stamps that are photographs (the others are drawings, clip-art, letters, signs and planets),
+# by path under usr/share/tuxpaint/stamps/, chosen by eye from contact sheets of every transparent stamp
+STAMP_PHOTOS = frozenset(
+    {
+        "animals/amphibians/frog",
+        "animals/amphibians/frog-1",
+        "animals/birds/albino_peahen",
+        "animals/birds/blackbird",
+        "animals/birds/chicken_profile",
+        "animals/birds/crow",
+        "animals/birds/crowned_crane",
+        "animals/birds/cuckoo",
+        "animals/birds/drake",
+        "animals/birds/duck",
+        "animals/birds/gander",
+        "animals/birds/guineafowl",
+        "animals/birds/helmeted_guineafowl",
+        "animals/birds/hen",
+        "animals/birds/heron_greatblue",
+        "animals/birds/heron_greatblue_flying",
+        "animals/birds/lark",
+        "animals/birds/little-penguin",
+        "animals/birds/magellanic_penguin",
+        "animals/birds/nandou",
+        "animals/birds/ostrich",
+        "animals/birds/owl",
+        "animals/birds/peacock",
+        "animals/birds/pelican",
+        "animals/birds/penguin",
+        "animals/birds/pigeon",
+        "animals/birds/pink_flamingo",
+        "animals/birds/rooster",
+        "animals/birds/seagull",
+        "animals/birds/tucan",
+        "animals/birds/turkey",
+        "animals/birds/vulture",
+        "animals/fish/bluegroper",
+        "animals/fish/butterflyfish",
+        "animals/fish/clownfish",
+        "animals/fish/coraltrout",
+        "animals/fish/dolphinfish",
+        "animals/fish/lionfish",
+        "animals/fish/lobster",
+        "animals/fish/seahorse",
+        "animals/insects/Brown_slug",
+        "animals/insects/Woodlouse",
+        "animals/insects/fly",
+        "animals/insects/grasshopper",
+        "animals/insects/hornet",
+        "animals/insects/hoverfly",
+        "animals/insects/mantis",
+        "animals/insects/xanthia",
+        "animals/lizards/iguana",
+        "animals/mammals/apes/chimp",
+        "animals/mammals/apes/gorilla",
+        "animals/mammals/apes/tamarin_emperor",
+        "animals/mammals/aquatic/dolphin",
+        "animals/mammals/aquatic/orca",
+        "animals/mammals/aquatic/otter",
+        "animals/mammals/aquatic/sea_lion",
+        "animals/mammals/aquatic/whale",
+        "animals/mammals/bears/bear",
+        "animals/mammals/bears/european-bear",
+        "animals/mammals/bears/toys/edward_bear",
+        "animals/mammals/bovines/bison",
+        "animals/mammals/bovines/bull",
+        "animals/mammals/bovines/cow",
+        "animals/mammals/bovines/cow_white",
+        "animals/mammals/bovines/gnu-baby",
+        "animals/mammals/bovines/gnu-baby-stand",
+        "animals/mammals/bovines/gnu-sitting",
+        "animals/mammals/bovines/gnu-stand",
+        "animals/mammals/bovines/goat",
+        "animals/mammals/bovines/indian_blackbuck",
+        "animals/mammals/bovines/mountaingoat",
+        "animals/mammals/bovines/ram",
+        "animals/mammals/bovines/sheep",
+        "animals/mammals/bovines/sheep_lamb",
+        "animals/mammals/bovines/yak",
+        "animals/mammals/bovines/zebu",
+        "animals/mammals/camel/camel",
+        "animals/mammals/camel/dromedary",
+        "animals/mammals/cats/lion-2",
+        "animals/mammals/cats/tiger",
+        "animals/mammals/cats/tiger_sumatran",
+        "animals/mammals/deer/caribou",
+        "animals/mammals/deer/deer",
+        "animals/mammals/deer/doe",
+        "animals/mammals/deer/wapiti",
+        "animals/mammals/dogs/dingo",
+        "animals/mammals/dogs/dog",
+        "animals/mammals/dogs/fox",
+        "animals/mammals/elephant",
+        "animals/mammals/equines/donkey",
+        "animals/mammals/equines/donkey_eating",
+        "animals/mammals/equines/horse",
+        "animals/mammals/equines/zebra",
+        "animals/mammals/ferret",
+        "animals/mammals/giraffe",
+        "animals/mammals/hippopotamus",
+        "animals/mammals/pig",
+        "animals/mammals/pig_golden",
+        "animals/mammals/pig_golden2",
+        "animals/mammals/rabbit_little",
+        "animals/mammals/rhino_black",
+        "animals/mammals/rodents/beaver",
+        "animals/mammals/rodents/capybara",
+        "animals/mammals/rodents/marmot",
+        "animals/mammals/rodents/mouse",
+        "animals/mammals/rodents/rabbit",
+        "animals/mammals/rodents/rabbit-2",
+        "animals/mammals/rodents/rat",
+        "animals/mammals/rodents/squirrel",
+        "animals/mammals/wildboar",
+        "animals/marsupials/kangaroo",
+        "animals/marsupials/koala",
+        "animals/marsupials/wombat",
+        "animals/shellfish/abalone",
+        "animals/shellfish/murray-mussel",
+        "food/fruit/Apricot_whole",
+        "food/fruit/Cherry_Stella",
+        "food/fruit/Strawberry2",
+        "food/fruit/apricot",
+        "food/fruit/avocado",
+        "food/fruit/cherimoya",
+        "food/fruit/kiwi",
+        "food/fruit/mandarine",
+        "food/fruit/orange_seville",
+        "food/spices/ginger",
+        "food/vegetables/broccoli",
+        "food/vegetables/corn",
+        "hobbies/binoculars",
+        "hobbies/camera_35mm",
+        "hobbies/music/brass/trumpet",
+        "hobbies/music/percussion/cymbal_crash",
+        "hobbies/music/percussion/drum_tomtom_floor",
+        "hobbies/music/percussion/drumkit",
+        "hobbies/music/string/cello",
+        "hobbies/music/string/guitar2",
+        "hobbies/music/string/guitar_classical",
+        "hobbies/music/string/guitar_electric",
+        "hobbies/music/string/guitar_electric_bass",
+        "hobbies/music/string/violin",
+        "household/Lightbulb",
+        "household/cylinder",
+        "household/dishes/pitcher_small",
+        "household/home_compost_bin",
+        "household/kettle",
+        "household/toilet",
+        "household/tools/cementmixer",
+        "household/tools/saw",
+        "household/tools/spade",
+        "household/tools/toolbox",
+        "household/wheelie_bin",
+        "medical/bandage_adhesive",
+        "medical/mercurythermometer",
+        "medical/stethoscope",
+        "medical/syringe",
+        "military/final-roll-call",
+        "military/fireman240a",
+        "military/paratrooper",
+        "military/vehicles/bradley",
+        "military/vehicles/bradley_mirror",
+        "military/vehicles/f22_raptor",
+        "military/vehicles/infantry-stryker",
+        "military/vehicles/ww2_german_gun",
+        "naturalforces/explosion",
+        "naturalforces/fire",
+        "people/fireman200b",
+        "people/fireman240a",
+        "people/toys/grannysmith",
+        "plants/eggplant",
+        "plants/flowers/adeenia",
+        "plants/flowers/anemone_red",
+        "plants/flowers/anthoorium",
+        "plants/flowers/bolsom",
+        "plants/flowers/chemparathi",
+        "plants/flowers/daffodil",
+        "plants/flowers/flower1",
+        "plants/flowers/flower10",
+        "plants/flowers/flower2",
+        "plants/flowers/flower3",
+        "plants/flowers/flower4",
+        "plants/flowers/flower5",
+        "plants/flowers/flower6",
+        "plants/flowers/flower7",
+        "plants/flowers/flower8",
+        "plants/flowers/flower9",
+        "plants/flowers/iris",
+        "plants/flowers/marigold",
+        "plants/flowers/pigface",
+        "plants/flowers/plastic/chuvanna_plastic_poo",
+        "plants/flowers/red-gazania",
+        "plants/flowers/rose",
+        "plants/flowers/whitestar-petunia",
+        "plants/lavender",
+        "plants/lettuce_bolted",
+        "plants/mushrooms/cep",
+        "plants/mushrooms/cep-1",
+        "plants/mushrooms/cep-2",
+        "plants/thyme",
+        "plants/trees/holm_oak",
+        "plants/trees/liberia-palm",
+        "plants/trees/rambutan",
+        "plants/trees/tree336",
+        "seasonal/candle",
+        "seasonal/christmas/Candy_cane_photo_1",
+        "seasonal/christmas/Candy_cane_photo_2",
+        "seasonal/christmas/Christmas_Tree_photo",
+        "seasonal/christmas/Christmas_pudding",
+        "seasonal/christmas/German_Christmas_toy",
+        "seasonal/christmas/Mince_Pie",
+        "seasonal/christmas/Roast_turkey",
+        "seasonal/halloween/grave-a",
+        "seasonal/halloween/grave-c",
+        "seasonal/halloween/grave-d",
+        "seasonal/halloween/grave-e",
+        "seasonal/halloween/grave-f",
+        "seasonal/halloween/grave-g",
+        "seasonal/halloween/grave-h",
+        "seasonal/halloween/grave-i",
+        "space/apollo_lander",
+        "space/spacewalk",
+        "space/voyager2",
+        "sports/basketball",
+        "sports/tennis_ball",
+        "symbols/money/canadian/coins/001penny",
+        "symbols/money/canadian/coins/005nickel",
+        "symbols/money/canadian/coins/010dime",
+        "symbols/money/canadian/coins/025quarter",
+        "symbols/money/canadian/coins/100loonie",
+        "symbols/money/canadian/coins/200toonie",
+        "symbols/money/euro/coins/005",
+        "symbols/money/euro/coins/020",
+        "symbols/money/euro/coins/050",
+        "symbols/money/euro/coins/100",
+        "symbols/money/euro/coins/200",
+        "symbols/money/japanese/yen001",
+        "symbols/money/japanese/yen005",
+        "symbols/money/japanese/yen010",
+        "symbols/money/japanese/yen050",
+        "symbols/money/japanese/yen500",
+        "symbols/money/us/coins/050kennedy-halfdollar",
+        "town/monuments/inukshuk-photo",
+        "town/roadsigns/railroad_crossing",
+        "town/roadsigns/traffic_cone",
+        "vehicles/7spoke256",
+        "vehicles/auto/truck",
+        "vehicles/construction/dumper",
+        "vehicles/construction/dumper_mirror",
+        "vehicles/cycle/pink_tricycle",
+        "vehicles/emergency/firetruck",
+        "vehicles/flight/balloon360",
+        "vehicles/flight/planes/747",
+        "vehicles/garbagetruck",
+        "vehicles/masstransit/green_korean_bus",
+        "vehicles/race/indycar",
+        "vehicles/ship/walnutBoat",
+        "vehicles/wheel_tractor",
+    }
+)
+# GCompris's left/right activity: photographs of hands, palm and back
+GCOMPRIS_CUTOUTS = frozenset(
+    {
+        "main_droite_dessus_0",
+        "main_droite_paume_0",
+        "main_gauche_dessus_0",
+        "main_gauche_paume_0",
+        "poing_droit_dessus_0",
+        "poing_droit_paume_0",
+        "poing_gauche_dessus_0",
+        "poing_gauche_paume_0",
+    }
+)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 MIN_SIDE = 200
 TRAIN_MAX_SIDE = 768
+CUTOUT_MAX_SIDE = 512
+CUTOUT_MIN_SIDE = 64
 EVAL_MAX_SIDE = 1920
 
 
@@ -182,6 +462,19 @@ def photo_rejection(img: Image.Image) -> str | None:
     n_colors = len(np.unique(small[..., 0] * 65536 + small[..., 1] * 256 + small[..., 2]))
     if n_colors / 4096 < 0.35:
         return "flat colours (drawing)"
+    return None
+
+
+def cutout_rejection(img: Image.Image) -> str | None:
+    """Why ``img`` is not a usable cut-out (an object on a transparent background), or None."""
+    if min(img.size) < CUTOUT_MIN_SIDE:
+        return f"too small ({img.size[0]}x{img.size[1]})"
+    if not (img.mode in ("RGBA", "LA", "PA", "P") or "transparency" in img.info):
+        return "no transparency"
+    alpha = np.asarray(img.convert("RGBA"))[..., 3]
+    shown = (alpha >= 128).mean()
+    if not 0.05 <= shown <= 0.95:
+        return f"{shown:.0%} opaque (not an object on a transparent background)"
     return None
 
 
@@ -291,6 +584,28 @@ PACKAGE_PHOTOS: dict[str, Callable[[Path], Iterator[Candidate]]] = {
 }
 
 
+def _iter_stamps(root: Path) -> Iterator[Candidate]:
+    stamps = root / "usr/share/tuxpaint/stamps"
+    for p in _files(stamps, "**/*"):
+        if p.relative_to(stamps).with_suffix("").as_posix() in STAMP_PHOTOS:
+            yield Candidate(str(p.relative_to(root)), p.read_bytes())
+
+
+def _iter_gcompris_cutouts(root: Path) -> Iterator[Candidate]:
+    rcc = root / "usr/share/gcompris-qt/rcc/leftright.rcc"
+    if rcc.exists():
+        for entry in iter_rcc(rcc):
+            if Path(entry.path).stem in GCOMPRIS_CUTOUTS:
+                yield Candidate(f"{rcc.relative_to(root)}!{entry.path}", entry.data)
+
+
+# where each package keeps its photographic cut-outs
+PACKAGE_CUTOUTS: dict[str, Callable[[Path], Iterator[Candidate]]] = {
+    "tuxpaint-stamps-default": _iter_stamps,
+    "gcompris-qt-data": _iter_gcompris_cutouts,
+}
+
+
 def iter_candidates(root: Path, package: str) -> Iterator[Candidate]:
     if package in PACKAGE_PHOTOS:
         return PACKAGE_PHOTOS[package](root)
@@ -319,8 +634,10 @@ def prepare(
     log: Callable[[str], None] = print,
     train_packages: tuple[str, ...] = TRAIN_PACKAGES,
     eval_packages: tuple[str, ...] = EVAL_PACKAGES,
+    cutout_packages: tuple[str, ...] = CUTOUT_PACKAGES,
 ) -> list[ManifestEntry]:
-    """Build ``out/train``, ``out/val``, ``out/eval`` and ``out/manifest.json``; returns the manifest entries."""
+    """Build ``out/train``, ``out/val``, ``out/eval``, ``out/cutouts`` and ``out/manifest.json``; returns the
+    manifest entries."""
     out = Path(out)
     cache = Path(cache) if cache else default_cache_dir()
     entries: list[ManifestEntry] = []
@@ -380,17 +697,64 @@ def prepare(
                     height=rgb.height,
                 )
             )
+    entries += _prepare_cutouts(out, cache, cutout_packages, log)
     for a in SPLITS:  # guarded above; never expected
         keys = {e.source_sha256 for e in entries if e.split == a}
         if any(e.source_sha256 in keys for e in entries if e.split != a):
             raise RuntimeError(f"an image landed in the {a} split and another one")
     manifest = {"images": [asdict(e) for e in entries], "rejected": rejected}
     _atomic_write(out / "manifest.json", json.dumps(manifest, indent=1).encode())
-    counts = {s: sum(e.split == s for e in entries) for s in SPLITS}
+    counts = {s: sum(e.split == s for e in entries) for s in (*SPLITS, CUTOUTS)}
     log(
         f"wrote {counts['train']} training, {counts['val']} validation and {counts['eval']} evaluation photos "
-        f"to {out} ({rejected} rejected)"
+        f"and {counts[CUTOUTS]} cut-outs to {out} ({rejected} rejected)"
     )
+    return entries
+
+
+def _prepare_cutouts(out: Path, cache: Path, packages: tuple[str, ...], log) -> list[ManifestEntry]:
+    """``out/cutouts``: the curated photographic cut-outs as RGBA PNGs (long side at most CUTOUT_MAX_SIDE),
+    exact duplicates dropped."""
+    entries: list[ManifestEntry] = []
+    seen: set[str] = set()
+    for package in packages:
+        root = fetch_package(package, cache)
+        for cand in PACKAGE_CUTOUTS[package](root):
+            try:
+                img = cand.decode()
+            except Exception as exc:
+                log(f"skip {package}:{cand.source_path}: unreadable ({exc})")
+                continue
+            reason = cutout_rejection(img)
+            if reason:
+                log(f"skip {package}:{cand.source_path}: {reason}")
+                continue
+            rgba = img.convert("RGBA")
+            scale = CUTOUT_MAX_SIDE / max(rgba.size)
+            if scale < 1:
+                rgba = rgba.resize((round(rgba.width * scale), round(rgba.height * scale)), Image.LANCZOS)
+            key = hashlib.sha256(rgba.tobytes()).hexdigest()
+            if key in seen:
+                continue
+            seen.add(key)
+            source_sha256 = hashlib.sha256(cand.data).hexdigest()
+            buf = io.BytesIO()
+            rgba.save(buf, format="PNG")
+            payload = buf.getvalue()
+            rel = f"{CUTOUTS}/{_safe_name(package, cand.source_path, source_sha256)}"
+            _atomic_write(out / rel, payload)
+            entries.append(
+                ManifestEntry(
+                    rel,
+                    CUTOUTS,
+                    package,
+                    cand.source_path,
+                    hashlib.sha256(payload).hexdigest(),
+                    source_sha256,
+                    rgba.width,
+                    rgba.height,
+                )
+            )
     return entries
 
 

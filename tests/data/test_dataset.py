@@ -1,8 +1,18 @@
+import random
+
+import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from edge_colorizer.data.dataset import ColorizationDataset, rgb_uint8_to_l_ab, training_pair
+from edge_colorizer.data.dataset import (
+    ColorizationDataset,
+    CutoutPaster,
+    load_pool,
+    rgb_uint8_to_l_ab,
+    subset_rank,
+    training_pair,
+)
 from edge_colorizer.lab import denormalize_ab, denormalize_l, lab_to_rgb
 
 
@@ -58,3 +68,65 @@ def test_l_ab_conversion_round_trips_through_the_kernel(real_photos):
 def test_empty_folder_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="no readable images"):
         ColorizationDataset(tmp_path)
+
+
+def _cutout_folder(tmp_path):
+    """Two cut-outs: a pure red disc on a transparent square, and an opaque-free image (skipped)."""
+    folder = tmp_path / "cutouts"
+    folder.mkdir()
+    yy, xx = np.mgrid[:80, :80]
+    disc = np.zeros((80, 80, 4), np.uint8)
+    disc[..., 0] = 255
+    disc[..., 3] = np.where((yy - 40) ** 2 + (xx - 40) ** 2 < 30**2, 255, 0)
+    Image.fromarray(disc, "RGBA").save(folder / "disc.png")
+    Image.fromarray(np.full((40, 40, 3), 90, np.uint8)).save(folder / "opaque.png")
+    return folder
+
+
+def test_cutout_paster_composites_only_under_the_alpha(tmp_path):
+    logs = []
+    paste = CutoutPaster(_cutout_folder(tmp_path), size=64, prob=1.0, scale=(0.5, 0.5), log=logs.append)
+    assert len(paste) == 1 and any("opaque.png" in line and "no transparency" in line for line in logs)
+    crop = torch.full((3, 64, 64), 40, dtype=torch.uint8)
+    random.seed(0)
+    out = paste(crop)
+    changed = (out != crop).any(0)
+    # a disc of diameter ~0.75 x 32 pixels: about pi * 12^2 pixels changed, the rest untouched
+    assert 300 < int(changed.sum()) < 650
+    inside = out[:, changed]
+    assert (inside[0] >= inside[1]).all() and int(inside[0].max()) == 255  # red pasted, blended at the rim
+    assert int((inside[1] > 40).sum()) == 0  # premultiplied: no bright fringe in green
+    assert torch.equal(out[:, ~changed], crop[:, ~changed])
+    (tmp_path / "again").mkdir()
+    never = CutoutPaster(_cutout_folder(tmp_path / "again"), 64, prob=0.0)
+    assert torch.equal(never(crop), crop)
+
+
+def test_cutout_paster_rejects_a_folder_without_cutouts(tmp_path):
+    Image.fromarray(np.full((40, 40, 3), 90, np.uint8)).save(tmp_path / "opaque.png")
+    with pytest.raises(ValueError, match="no cut-outs"):
+        CutoutPaster(tmp_path, size=32)
+
+
+def test_dataset_pastes_cutouts_in_training_only(folder, tmp_path):
+    cutouts = _cutout_folder(tmp_path)
+    train = ColorizationDataset(folder, size=48, train=True, cutouts=cutouts, cutout_prob=1.0)
+    random.seed(1)
+    reds = [(rgb[0].int() - rgb[1].int() > 200).sum() for rgb, _ in (train[i % 3] for i in range(6))]
+    assert all(r > 20 for r in reds)  # every crop carries the (saturated red) disc
+    assert ColorizationDataset(folder, size=48, train=False, cutouts=cutouts).paste is None
+
+
+def test_subset_is_stable_and_nested(tmp_path):
+    for i in range(40):
+        Image.fromarray(np.full((24, 24, 3), (i * 6, 100, 200 - i * 4), np.uint8)).save(tmp_path / f"p{i:02d}.png")
+    paths = sorted(tmp_path.glob("*.png"))
+    ranks = [subset_rank(p, tmp_path) for p in paths]
+    assert ranks == [subset_rank(p, tmp_path) for p in paths] and all(0 <= r < 1 for r in ranks)
+    quarter = {p for p, r in zip(paths, ranks, strict=True) if r < 0.25}
+    half = {p for p, r in zip(paths, ranks, strict=True) if r < 0.5}
+    assert quarter < half and 3 <= len(quarter) <= 17 and 10 <= len(half) <= 30
+    assert len(load_pool(tmp_path, 16, fraction=0.5)) == len(half)
+    assert len(load_pool(tmp_path, 16)) == 40
+    with pytest.raises(ValueError, match="fraction"):
+        load_pool(tmp_path, 16, fraction=0)

@@ -101,7 +101,27 @@ def fake_cache(tmp_path, real_photos):
     )
     pkg("lomiri-wallpapers-16.04", {"usr/share/backgrounds/umang_by_X.jpg": encode(cat[::-1, ::-1], "JPEG")})
     pkg("lomiri-wallpapers-20.04", {})
+    # Tux Paint's stamps: a curated photo (kept, twice: the copy is dropped), an uncurated drawing, an
+    # opaque curated one (not a cut-out)
+    stamps = "usr/share/tuxpaint/stamps/"
+    pkg(
+        "tuxpaint-stamps-default",
+        {
+            stamps + "animals/birds/crow.png": encode(cutout(cat), "PNG", "RGBA"),
+            stamps + "animals/birds/duck.png": encode(cutout(cat), "PNG", "RGBA"),
+            stamps + "animals/mammals/cartoon/mouse.png": encode(drawing(), "PNG", "RGBA"),
+            stamps + "food/fruit/kiwi.png": encode(coffee, "PNG"),
+        },
+    )
     return cache
+
+
+def cutout(photo):
+    """A photo's centre disc on a transparent background."""
+    h, w = photo.shape[:2]
+    yy, xx = np.mgrid[:h, :w]
+    alpha = np.where((yy - h / 2) ** 2 + (xx - w / 2) ** 2 < (min(h, w) / 3) ** 2, 255, 0).astype(np.uint8)
+    return np.dstack([photo, alpha])
 
 
 TRAIN = ("gcompris-qt-data", "kphotoalbum", "jigzo-data")
@@ -124,12 +144,35 @@ def test_prepare_builds_disjoint_splits_and_manifest(tmp_path, fake_cache, monke
     assert evals == ["Astro.jpg", "Path"]  # nature only, photo wallpapers only, largest resolution
     assert any("same picture already in the eval split" in line for line in logs)
     manifest = json.loads((out / "manifest.json").read_text())
-    assert len(manifest["images"]) == 6
+    assert len([row for row in manifest["images"] if row["split"] != "cutouts"]) == 6
     for row in manifest["images"]:
         assert set(row) >= {"file", "split", "package", "source_path", "sha256", "width", "height"}
         assert (out / row["file"]).exists()
     path_entry = next(e for e in entries if "Path" in e.source_path)
     assert "1280x960" in path_entry.source_path
+
+
+def test_prepare_writes_the_curated_cutouts(tmp_path, fake_cache, monkeypatch):
+    monkeypatch.setattr(sources, "VAL_EVERY", 10**9)
+    out = tmp_path / "pools"
+    logs = []
+    entries = prepare(out, cache=fake_cache, log=logs.append, train_packages=TRAIN)
+    cut = [e for e in entries if e.split == "cutouts"]
+    # the curated photo once (its copy is the same pixels), not the drawing (not curated) nor the opaque one
+    assert [e.source_path.rsplit("/", 1)[-1] for e in cut] == ["crow.png"]
+    assert any("kiwi.png" in line and "no transparency" in line for line in logs)
+    img = Image.open(out / cut[0].file)
+    assert img.mode == "RGBA" and max(img.size) <= sources.CUTOUT_MAX_SIDE
+    alpha = np.asarray(img)[..., 3]
+    assert 0.2 < (alpha > 128).mean() < 0.5  # the disc, pi/9 of the square
+    assert cut[0].package == "tuxpaint-stamps-default" and "cut-outs" in logs[-1]
+
+
+def test_cutout_rejection_reasons():
+    photo = np.full((100, 100, 3), 120, np.uint8)
+    assert "transparency" in sources.cutout_rejection(Image.fromarray(photo))
+    assert "small" in sources.cutout_rejection(Image.fromarray(cutout(photo[:40, :40]), "RGBA"))
+    assert sources.cutout_rejection(Image.fromarray(cutout(photo), "RGBA")) is None
 
 
 def test_photo_rejection_reasons(real_photos):
@@ -159,6 +202,7 @@ def test_real_gcompris_pool_has_many_photos(gcompris_root, tmp_path):
         log=lambda *_: None,
         train_packages=("gcompris-qt-data",),
         eval_packages=(),
+        cutout_packages=(),
     )
     assert len(entries) >= 200
     assert {e.package for e in entries} == {"gcompris-qt-data"}
@@ -175,6 +219,7 @@ def test_real_extra_packages_add_photos(gcompris_root, tmp_path):
             log=lambda *_: None,
             train_packages=sources.TRAIN_PACKAGES[1:],
             eval_packages=(),
+            cutout_packages=(),
         )
     except RuntimeError as exc:
         pytest.skip(str(exc))
@@ -182,6 +227,26 @@ def test_real_extra_packages_add_photos(gcompris_root, tmp_path):
     assert sum(counts.values()) >= 80, counts
     assert counts["kphotoalbum"] >= 20 and counts["jigzo-data"] >= 10 and counts["lxqt-themes"] >= 8, counts
     assert all(n >= 4 for n in counts.values()), counts
+
+
+@pytest.mark.network
+def test_real_stamps_give_the_curated_cutouts(gcompris_root, tmp_path):
+    """Every curated stamp is still in the package and still a cut-out (about 260 with GCompris's hands)."""
+    logs = []
+    try:
+        entries = prepare(
+            tmp_path / "pool",
+            cache=gcompris_root.parents[1],
+            log=logs.append,
+            train_packages=(),
+            eval_packages=(),
+        )
+    except RuntimeError as exc:
+        pytest.skip(str(exc))
+    assert {e.split for e in entries} == {"cutouts"}
+    assert len(entries) >= 250, logs
+    found = {e.source_path.split("stamps/")[-1].rsplit(".", 1)[0] for e in entries}
+    assert len(sources.STAMP_PHOTOS - found) <= 2, sorted(sources.STAMP_PHOTOS - found)
 
 
 def test_prepare_turns_scans_upright_and_reads_puzzles(tmp_path, fake_cache, real_photos, monkeypatch):
@@ -207,7 +272,7 @@ def test_validation_split_is_stable_and_disjoint(tmp_path, fake_cache, monkeypat
     again = prepare(tmp_path / "b", cache=fake_cache, log=lambda *_: None, train_packages=TRAIN)
     assert [(e.source_path, e.split) for e in first] == [(e.source_path, e.split) for e in again]
     splits = {e.split for e in first}
-    assert splits == {"train", "val", "eval"}  # with 1 in 2, both training splits get photos
+    assert splits == {"train", "val", "eval", "cutouts"}  # with 1 in 2, both training splits get photos
     for e in first:
         assert (tmp_path / "a" / e.file).parent.name == e.split
     keys = [e.source_sha256 for e in first]

@@ -180,3 +180,22 @@ def test_a_time_budget_fixes_the_step_count_and_the_schedule(tmp_path, tiny_pool
 def test_data_loading_workers_train_the_same_recipe(tmp_path, tiny_pool):
     result = train(tiny_cfg(tmp_path, tiny_pool, steps=4, workers=2), **QUIET)
     assert result.finished and result.steps == 4
+
+
+def test_a_subset_with_cutouts_trains_on_that_share(tmp_path, tiny_pool):
+    cut = tmp_path / "cutouts"
+    cut.mkdir()
+    rgba = np.zeros((40, 40, 4), np.uint8)
+    rgba[8:32, 8:32] = (30, 200, 40, 255)  # a green square on a transparent background
+    Image.fromarray(rgba, "RGBA").save(cut / "square.png")
+    logs = []
+    cfg = tiny_cfg(tmp_path, tiny_pool, subset=0.5, cutouts=str(cut), cutout_prob=1.0, steps=2, batch_size=1)
+    result = train(cfg, log=logs.append)
+    line = next(x for x in logs if x.startswith("training on"))
+    n = int(line.split()[2])
+    assert 1 <= n < 6 and "(50% subset)" in line and "1 cut-outs pasted on 100% of crops" in line
+    assert result.finished and load_checkpoint(result.path)["train_config"]["cutouts"] == str(cut)
+    with pytest.raises(ValueError, match="cutout_prob"):
+        tiny_cfg(tmp_path, tiny_pool, cutout_prob=1.5)
+    with pytest.raises(ValueError, match="subset"):
+        tiny_cfg(tmp_path, tiny_pool, subset=0.0)
