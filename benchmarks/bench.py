@@ -429,38 +429,106 @@ def json_safe(value):
     return value
 
 
+RUNTIME_MARKERS = {"torch": "o", "onnxruntime": "s", "openvino": "D", "litert": "^", "tensorrt": "P", "coreml": "v"}
+
+
+def pareto_front(points: list[tuple[float, float]], tol: float = 0.0) -> list[int]:
+    """Indices of the points no faster point beats on quality (latency, LPIPS: lower is better), by
+    latency; a point must be better than every faster one by more than ``tol`` (LPIPS differences
+    within it are noise: the same network in another runtime)."""
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], points[i][1]))
+    front, best = [], float("inf")
+    for i in order:
+        if points[i][1] < best - tol:
+            front.append(i)
+            best = points[i][1]
+    return front
+
+
 def pareto_plot(rows: list[Row], path: Path, cfg: BenchConfig) -> None:
+    """Quality against latency: one colour per model, one marker per runtime, hollow markers for INT8;
+    the Pareto front (no row both faster and better) joined and labelled, the rest in the legend only."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import FuncFormatter
 
-    fig, ax = plt.subplots(figsize=(8, 5), dpi=120)
-    for i, r in enumerate(rows):
-        lp = r.quality.get("paper", {}).get("lpips")
-        if np.isnan(r.p50_ms):  # a row that could not run has nothing to plot
+    fig, ax = plt.subplots(figsize=(9, 5.5), dpi=120)
+    models = list(dict.fromkeys(r.model for r in rows))
+    colours = {m: plt.get_cmap("tab10")(i % 10) for i, m in enumerate(models)}
+    scored = [r for r in rows if not np.isnan(r.p50_ms) and r.quality.get("paper", {}).get("lpips") is not None]
+    for r in rows:
+        if np.isnan(r.p50_ms) or r in scored:
             continue
-        label = f"{r.model} / {r.runtime} / {r.precision}"
-        if lp is None:  # speed-only peers: a vertical line at their latency
-            ax.axvline(r.p50_ms, color="gray", ls="--", lw=0.8)
-            ax.text(
-                r.p50_ms,
-                0.98,
-                f" {r.model} ({r.runtime}, speed only)",
-                rotation=90,
-                va="top",
-                fontsize=7,
-                transform=ax.get_xaxis_transform(),
-                color="gray",
-            )
-            continue
-        ax.scatter(r.p50_ms, lp, s=30)
-        ax.annotate(label, (r.p50_ms, lp), textcoords="offset points", xytext=(4, 4 + 9 * (i % 3)), fontsize=7)
+        # speed-only peers (random weights): a vertical line at their latency
+        ax.axvline(r.p50_ms, color="gray", ls="--", lw=0.8)
+        ax.text(
+            r.p50_ms,
+            0.98,
+            f" {r.model} ({r.runtime}, speed only)",
+            rotation=90,
+            va="top",
+            fontsize=7,
+            transform=ax.get_xaxis_transform(),
+            color="gray",
+        )
+    for r in scored:
+        c = colours[r.model]
+        hollow = r.precision == "int8"
+        ax.scatter(
+            r.p50_ms,
+            r.quality["paper"]["lpips"],
+            s=42,
+            marker=RUNTIME_MARKERS.get(r.runtime, "X"),
+            facecolors="none" if hollow else c,
+            edgecolors=c,
+            linewidths=1.4,
+            zorder=3,
+        )
+    points = [(r.p50_ms, r.quality["paper"]["lpips"]) for r in scored]
+    front = pareto_front(points, tol=0.002)
+    if len(front) > 1:
+        ax.step(
+            [points[i][0] for i in front],
+            [points[i][1] for i in front],
+            where="post",
+            color="black",
+            lw=0.8,
+            alpha=0.6,
+            zorder=2,
+        )
+    for k, i in enumerate(front):
+        r = scored[i]
+        ax.annotate(
+            f"{r.model} / {r.runtime} / {r.precision}",
+            points[i],
+            textcoords="offset points",
+            xytext=(6, -12 if k % 2 else 6),
+            fontsize=7.5,
+        )
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if str(f"{v:g}")[0] in "25" else ""))
+    ax.tick_params(axis="x", which="minor", labelsize=7)
     ax.set_xlabel(f"p50 latency, ms (batch 1, {cfg.time_height}x{cfg.time_width}, log scale)")
-    ax.set_ylabel("LPIPS (AlexNet, paper protocol) — lower is better")
-    ax.set_title("edge-colorizer: quality vs latency")
+    ax.set_ylabel("LPIPS (AlexNet, paper protocol), lower is better")
+    ax.set_title("quality vs latency (labelled: the Pareto front, LPIPS steps > 0.002)")
     ax.grid(True, which="both", alpha=0.3)
+    handles = [
+        Line2D([], [], ls="", marker="o", color=colours[m], label=m)
+        for m in models
+        if any(r.model == m for r in scored)
+    ]
+    runtimes = list(dict.fromkeys(r.runtime for r in scored))
+    handles += [
+        Line2D([], [], ls="", marker=RUNTIME_MARKERS.get(rt, "X"), color="black", mfc="black", label=rt)
+        for rt in runtimes
+    ]
+    if any(r.precision == "int8" for r in scored):
+        handles.append(Line2D([], [], ls="", marker="o", color="black", mfc="none", label="int8 (hollow)"))
+    ax.legend(handles=handles, fontsize=7.5, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp)

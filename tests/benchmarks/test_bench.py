@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from benchmarks.bench import BenchConfig, lpips_gate, run_bench, write_outputs
+from benchmarks.bench import BenchConfig, lpips_gate, pareto_front, run_bench, write_outputs
 from edge_colorizer.checkpoint import save_model
 from edge_colorizer.cli import main
 from edge_colorizer.models import create_model
@@ -218,3 +218,11 @@ def test_an_exported_artifact_is_one_row_in_its_own_runtime(setup):
     rows, _ = run_bench(tiny_bench(root, "artifact", (str(artifact),), ("torch",)), log=lambda *_: None)
     assert [(r.model, r.runtime, r.precision) for r in rows] == [("tiny_fp16", "onnxruntime", "fp16")]
     assert rows[0].quality["paper"]["lpips"] > 0 and rows[0].p50_ms > 0 and "onnx artifact" in rows[0].note
+
+
+def test_pareto_front_keeps_rows_no_faster_row_beats():
+    points = [(10.0, 0.30), (5.0, 0.33), (20.0, 0.29), (30.0, 0.295), (40.0, 0.2895), (60.0, 0.27)]
+    assert pareto_front(points) == [1, 0, 2, 4, 5]
+    # within the tolerance a slower row is not a step of the front (same network, another runtime)
+    assert pareto_front(points, tol=0.002) == [1, 0, 2, 5]
+    assert pareto_front([]) == []
