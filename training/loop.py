@@ -178,11 +178,27 @@ class _Logits(nn.Module):
         return self.model.logits(l_norm)
 
 
+# where and how a run executes, not what it computes: a run may resume with other values (another machine's
+# thread count, a moved folder, the GPU after the CPU, more loader processes, other logging)
+EXECUTION_FIELDS = frozenset(
+    {"out", "threads", "workers", "device", "log_every", "ckpt_every", "sample_every", "tensorboard", "wandb"}
+)
+
+
+def recipe_fields(cfg: TrainConfig | dict) -> dict:
+    """The configuration that decides the result: everything but :data:`EXECUTION_FIELDS`."""
+    d = cfg if isinstance(cfg, dict) else dataclasses.asdict(cfg)
+    return {k: v for k, v in d.items() if k not in EXECUTION_FIELDS}
+
+
 def load_run_state(path: Path, cfg: TrainConfig, stage: Stage, map_location) -> dict:
-    """A stage's saved state, refused if saved under another configuration."""
+    """A stage's saved state, refused if saved under another recipe (execution settings may differ)."""
     state = torch.load(path, map_location=map_location, weights_only=False)  # our own file: RNG states
-    if state["config"] != dataclasses.asdict(cfg) or state["stage"] != dataclasses.asdict(stage):
-        raise ValueError(f"{path}: saved with a different configuration; start a new --out")
+    saved = recipe_fields(state["config"])
+    if saved != recipe_fields(cfg) or state["stage"] != dataclasses.asdict(stage):
+        changed = sorted(k for k in set(saved) | set(recipe_fields(cfg)) if saved.get(k) != recipe_fields(cfg).get(k))
+        what = ", ".join(changed) or "the stage"
+        raise ValueError(f"{path}: saved with a different configuration ({what}); start a new --out")
     return state
 
 

@@ -75,8 +75,15 @@ def test_resume_refuses_other_config_or_missing_state(tmp_path, tiny_pool):
     with pytest.raises(FileNotFoundError, match="nothing to resume"):
         train(tiny_cfg(tmp_path, tiny_pool), resume=True, **QUIET)
     train(tiny_cfg(tmp_path, tiny_pool), stop_after=3, **QUIET)
-    with pytest.raises(ValueError, match="different configuration"):
+    with pytest.raises(ValueError, match=r"different configuration \(lr\)"):
         train(tiny_cfg(tmp_path, tiny_pool, lr=5e-3), resume=True, **QUIET)
+
+
+def test_resume_takes_other_execution_settings(tmp_path, tiny_pool):
+    """Threads, loader processes, logging cadence: how a run executes, not what it computes."""
+    train(tiny_cfg(tmp_path, tiny_pool, threads=2), stop_after=3, **QUIET)
+    result = train(tiny_cfg(tmp_path, tiny_pool, threads=1, log_every=2, tensorboard=False), resume=True, **QUIET)
+    assert result.finished and result.steps == 6
 
 
 def test_a_fresh_run_in_a_used_folder_starts_a_new_log(tmp_path, tiny_pool):
