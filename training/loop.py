@@ -186,8 +186,16 @@ EXECUTION_FIELDS = frozenset(
 
 
 def recipe_fields(cfg: TrainConfig | dict) -> dict:
-    """The configuration that decides the result: everything but :data:`EXECUTION_FIELDS`."""
-    d = cfg if isinstance(cfg, dict) else dataclasses.asdict(cfg)
+    """The configuration that decides the result: everything but :data:`EXECUTION_FIELDS`. A saved
+    configuration (a dict) written before a setting existed takes that setting's default."""
+    if isinstance(cfg, dict):
+        defaults = {
+            f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            for f in dataclasses.fields(TrainConfig)
+        }
+        d = {**defaults, **cfg}
+    else:
+        d = dataclasses.asdict(cfg)
     return {k: v for k, v in d.items() if k not in EXECUTION_FIELDS}
 
 

@@ -86,6 +86,20 @@ def test_resume_takes_other_execution_settings(tmp_path, tiny_pool):
     assert result.finished and result.steps == 6
 
 
+def test_resume_reads_a_state_saved_before_a_setting_existed(tmp_path, tiny_pool):
+    """A state from an older version lacks the newer settings: they count as their defaults."""
+    train(tiny_cfg(tmp_path, tiny_pool), stop_after=3, **QUIET)
+    path = tmp_path / "run" / "state_train.pt"
+    state = torch.load(path, weights_only=False)
+    for name in ("subset", "cutouts", "cutout_prob"):
+        del state["config"][name]
+    torch.save(state, path)
+    assert train(tiny_cfg(tmp_path, tiny_pool), resume=True, **QUIET).finished
+    train(tiny_cfg(tmp_path, tiny_pool, out=str(tmp_path / "b")), stop_after=3, **QUIET)
+    with pytest.raises(ValueError, match=r"\(subset\)"):
+        train(tiny_cfg(tmp_path, tiny_pool, out=str(tmp_path / "b"), subset=0.5), resume=True, **QUIET)
+
+
 def test_a_fresh_run_in_a_used_folder_starts_a_new_log(tmp_path, tiny_pool):
     train(tiny_cfg(tmp_path, tiny_pool, steps=2), **QUIET)
     train(tiny_cfg(tmp_path, tiny_pool, steps=3), **QUIET)
