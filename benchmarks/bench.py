@@ -447,7 +447,8 @@ def pareto_front(points: list[tuple[float, float]], tol: float = 0.0) -> list[in
 
 def pareto_plot(rows: list[Row], path: Path, cfg: BenchConfig) -> None:
     """Quality against latency: one colour per model, one marker per runtime, hollow markers for INT8;
-    the Pareto front (no row both faster and better) joined and labelled, the rest in the legend only."""
+    the Pareto front with a 0.002 LPIPS tolerance (:func:`pareto_front`) joined and labelled, the rest
+    in the legend only."""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -43,8 +43,8 @@ BUNDLED = {
     "student-int8": WEIGHTS_DIR / "unet_s_pruned_int8.onnx",  # student-pruned, INT8 network (ONNX Runtime)
 }
 # `colorize` of still images: the best-quality bundled model that stays interactive on a laptop CPU
-# (budget: 1 s per photo end to end on a 2-core CPU; the teacher takes a few tenths, README "The bundled
-# models"). Video, export and bench default to the edge model, the student.
+# (budget: under half a second of model time per photo on 2 cores; README "The bundled models" has the
+# measurements). Video, export and bench default to the edge model, the student.
 DEFAULT_MODEL = "teacher"
 EDGE_MODEL = "student"
 

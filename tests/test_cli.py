@@ -188,3 +188,17 @@ def test_train_refuses_options_its_recipe_cannot_honour(tmp_path):
         result = CliRunner().invoke(main, ["train", "--data", str(data), "--out", str(tmp_path / "o"), *extra])
         assert result.exit_code == 2 and message in result.output, (extra, result.output)
         assert not (tmp_path / "o").exists()
+
+
+def test_train_gan_steps_0_drops_the_adversarial_stage(tmp_path, monkeypatch):
+    import training.train
+
+    seen = []
+    monkeypatch.setattr(training.train, "train", lambda cfg, **kw: seen.append(cfg))
+    data = tmp_path / "d"
+    data.mkdir()
+    args = ["train", "--data", str(data), "--recipe", "gan-teacher", "--out", str(tmp_path / "o"), "--seed", "3"]
+    assert CliRunner().invoke(main, [*args, "--gan-steps", "0", "--subset", "0.5"]).exit_code == 0
+    assert CliRunner().invoke(main, [*args, "--gan-steps", "7"]).exit_code == 0
+    assert [s.name for s in seen[0].stages()] == ["train"] and seen[0].subset == 0.5 and seen[0].seed == 3
+    assert [s.name for s in seen[1].stages()] == ["pretrain", "gan"] and seen[1].gan.steps == 7

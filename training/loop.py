@@ -33,7 +33,7 @@ from edge_colorizer.colorizer import ColorizerModule
 from edge_colorizer.data.dataset import training_pair
 from edge_colorizer.io import write_image
 from edge_colorizer.lab import lab_to_rgb
-from training.config import Stage, TrainConfig
+from training.config import GANSettings, Stage, TrainConfig
 from training.objectives import LOG_TERMS, Batch, Objective, Trainee
 
 LOG_FILE = "log.csv"
@@ -51,7 +51,7 @@ def rng_state() -> dict:
 def set_rng_state(state: dict) -> None:
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
+    torch.set_rng_state(state["torch"].cpu())  # a state loaded onto the GPU (map_location) comes back
 
 
 def seed_everything(seed: int) -> None:
@@ -185,15 +185,25 @@ EXECUTION_FIELDS = frozenset(
 )
 
 
+def _with_defaults(cls, saved: dict) -> dict:
+    """``saved`` (a dataclass written as a dict, maybe by an older version) over ``cls``'s defaults."""
+    defaults = {}
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            defaults[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            defaults[f.name] = f.default_factory()
+    return {**defaults, **saved}
+
+
 def recipe_fields(cfg: TrainConfig | dict) -> dict:
     """The configuration that decides the result: everything but :data:`EXECUTION_FIELDS`. A saved
-    configuration (a dict) written before a setting existed takes that setting's default."""
+    configuration (a dict) written before a setting existed takes that setting's default (also inside
+    its adversarial settings)."""
     if isinstance(cfg, dict):
-        defaults = {
-            f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
-            for f in dataclasses.fields(TrainConfig)
-        }
-        d = {**defaults, **cfg}
+        d = _with_defaults(TrainConfig, cfg)
+        if d.get("gan") is not None:
+            d["gan"] = _with_defaults(GANSettings, d["gan"])
     else:
         d = dataclasses.asdict(cfg)
     return {k: v for k, v in d.items() if k not in EXECUTION_FIELDS}
@@ -203,7 +213,7 @@ def load_run_state(path: Path, cfg: TrainConfig, stage: Stage, map_location) -> 
     """A stage's saved state, refused if saved under another recipe (execution settings may differ)."""
     state = torch.load(path, map_location=map_location, weights_only=False)  # our own file: RNG states
     saved = recipe_fields(state["config"])
-    if saved != recipe_fields(cfg) or state["stage"] != dataclasses.asdict(stage):
+    if saved != recipe_fields(cfg) or _with_defaults(Stage, state["stage"]) != dataclasses.asdict(stage):
         changed = sorted(k for k in set(saved) | set(recipe_fields(cfg)) if saved.get(k) != recipe_fields(cfg).get(k))
         what = ", ".join(changed) or "the stage"
         raise ValueError(f"{path}: saved with a different configuration ({what}); start a new --out")

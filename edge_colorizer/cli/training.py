@@ -66,7 +66,9 @@ DECODERS = ("plain", "dynamic")
 @click.option("--val-every", type=click.IntRange(0), default=None, help="Validate every N steps (with --val).")
 @click.option("--patience", type=click.IntRange(0), default=None, help="Stop after N validations without gain.")
 @click.option("--threads", type=click.IntRange(0, 512), default=None, help="torch CPU threads.")
-@click.option("--seed", type=int, default=None, help="Random seed (weights, crops); default 0.")
+@click.option(
+    "--seed", type=click.IntRange(0, 2**31 - 1), default=None, help="Random seed (weights, crops); default 0."
+)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="default: auto.")
 @click.option("--resume", is_flag=True, help="Continue from the run folder's last checkpoint.")
 def train(recipe_name, resume, encoder, decoder, no_pretrained, gan_steps, gan_minutes, **options) -> None:

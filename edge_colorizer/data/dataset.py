@@ -10,6 +10,7 @@ Lab conversion goes through the one kernel in :mod:`edge_colorizer.lab`.
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from edge_colorizer.data.sources import cutout_rejection
 from edge_colorizer.io import find_images, read_image
 from edge_colorizer.lab import normalize_ab, normalize_l, rgb_to_lab
 
@@ -25,7 +27,8 @@ from edge_colorizer.lab import normalize_ab, normalize_l, rgb_to_lab
 def subset_rank(path: str | Path, root: str | Path) -> float:
     """A stable number in [0, 1) for a file of a pool (a hash of its path under ``root``): the photos with
     rank < f are the pool's fraction f, and a smaller fraction is always inside a larger one."""
-    rel = Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
+    # lexically, not resolved: a file reached through a symbolic link keeps its place in the pool
+    rel = Path(os.path.relpath(os.path.abspath(path), os.path.abspath(root))).as_posix()
     return int.from_bytes(hashlib.sha256(rel.encode()).digest()[:8], "big") / 2**64
 
 
@@ -51,7 +54,8 @@ def load_pool(root: str | Path, short_side: int, log=print, fraction: float = 1.
         )
         images.append(torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1))
     if not images:
-        raise ValueError(f"{root}: no readable images")
+        share = f" in the {fraction:.0%} subset ({len(paths)} files)" if fraction < 1.0 else ""
+        raise ValueError(f"{root}: no readable images{share}")
     return images
 
 
@@ -74,7 +78,12 @@ class CutoutPaster:
             if img.alpha is None:
                 log(f"skip {path}: no transparency (not a cut-out)")
                 continue
-            rgba = torch.from_numpy(np.dstack([img.rgb, img.alpha])).permute(2, 0, 1).float() / 255.0
+            array = np.dstack([img.rgb, img.alpha])
+            reason = cutout_rejection(Image.fromarray(array, "RGBA"))
+            if reason:
+                log(f"skip {path}: {reason}")
+                continue
+            rgba = torch.from_numpy(array).permute(2, 0, 1).float() / 255.0
             rgba[:3] *= rgba[3:]
             h, w = rgba.shape[1:]
             k = size / max(h, w)

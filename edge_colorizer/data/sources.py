@@ -270,7 +270,6 @@ STAMP_PHOTOS = frozenset(
         "naturalforces/explosion",
         "naturalforces/fire",
         "people/fireman200b",
-        "people/fireman240a",
         "people/toys/grannysmith",
         "plants/eggplant",
         "plants/flowers/adeenia",

@@ -71,15 +71,17 @@ def test_empty_folder_is_an_error(tmp_path):
 
 
 def _cutout_folder(tmp_path):
-    """Two cut-outs: a pure red disc on a transparent square, and an opaque-free image (skipped)."""
+    """A pure red disc on a transparent black square (a resize that is not premultiplied would darken
+    its rim), and two files that are not cut-outs: an RGB image and an RGBA one that is all opaque."""
     folder = tmp_path / "cutouts"
     folder.mkdir()
     yy, xx = np.mgrid[:80, :80]
+    inside = (yy - 40) ** 2 + (xx - 40) ** 2 < 30**2
     disc = np.zeros((80, 80, 4), np.uint8)
-    disc[..., 0] = 255
-    disc[..., 3] = np.where((yy - 40) ** 2 + (xx - 40) ** 2 < 30**2, 255, 0)
+    disc[inside] = (255, 0, 0, 255)
     Image.fromarray(disc, "RGBA").save(folder / "disc.png")
     Image.fromarray(np.full((40, 40, 3), 90, np.uint8)).save(folder / "opaque.png")
+    Image.fromarray(np.full((80, 80, 4), 200, np.uint8), "RGBA").save(folder / "solid.png")
     return folder
 
 
@@ -87,6 +89,7 @@ def test_cutout_paster_composites_only_under_the_alpha(tmp_path):
     logs = []
     paste = CutoutPaster(_cutout_folder(tmp_path), size=64, prob=1.0, scale=(0.5, 0.5), log=logs.append)
     assert len(paste) == 1 and any("opaque.png" in line and "no transparency" in line for line in logs)
+    assert any("solid.png" in line and "opaque" in line for line in logs)
     crop = torch.full((3, 64, 64), 40, dtype=torch.uint8)
     random.seed(0)
     out = paste(crop)
@@ -95,7 +98,8 @@ def test_cutout_paster_composites_only_under_the_alpha(tmp_path):
     assert 300 < int(changed.sum()) < 650
     inside = out[:, changed]
     assert (inside[0] >= inside[1]).all() and int(inside[0].max()) == 255  # red pasted, blended at the rim
-    assert int((inside[1] > 40).sum()) == 0  # premultiplied: no bright fringe in green
+    # premultiplied: the rim blends red over the background, never towards the black transparent pixels
+    assert int(inside[0].min()) >= 40 and int((inside[1:] > 40).sum()) == 0
     assert torch.equal(out[:, ~changed], crop[:, ~changed])
     (tmp_path / "again").mkdir()
     never = CutoutPaster(_cutout_folder(tmp_path / "again"), 64, prob=0.0)

@@ -82,7 +82,10 @@ def test_resume_refuses_other_config_or_missing_state(tmp_path, tiny_pool):
 def test_resume_takes_other_execution_settings(tmp_path, tiny_pool):
     """Threads, loader processes, logging cadence: how a run executes, not what it computes."""
     train(tiny_cfg(tmp_path, tiny_pool, threads=2), stop_after=3, **QUIET)
-    result = train(tiny_cfg(tmp_path, tiny_pool, threads=1, log_every=2, tensorboard=False), resume=True, **QUIET)
+    moved = tmp_path / "moved"
+    (tmp_path / "run").rename(moved)
+    again = tiny_cfg(tmp_path, tiny_pool, out=str(moved), threads=1, workers=1, log_every=2, device="cpu")
+    result = train(again, resume=True, **QUIET)
     assert result.finished and result.steps == 6
 
 
@@ -93,6 +96,7 @@ def test_resume_reads_a_state_saved_before_a_setting_existed(tmp_path, tiny_pool
     state = torch.load(path, weights_only=False)
     for name in ("subset", "cutouts", "cutout_prob"):
         del state["config"][name]
+    del state["stage"]["minutes"]  # the stage's settings too
     torch.save(state, path)
     assert train(tiny_cfg(tmp_path, tiny_pool), resume=True, **QUIET).finished
     train(tiny_cfg(tmp_path, tiny_pool, out=str(tmp_path / "b")), stop_after=3, **QUIET)
@@ -206,8 +210,8 @@ def test_data_loading_workers_train_the_same_recipe(tmp_path, tiny_pool):
 def test_a_subset_with_cutouts_trains_on_that_share(tmp_path, tiny_pool):
     cut = tmp_path / "cutouts"
     cut.mkdir()
-    rgba = np.zeros((40, 40, 4), np.uint8)
-    rgba[8:32, 8:32] = (30, 200, 40, 255)  # a green square on a transparent background
+    rgba = np.zeros((80, 80, 4), np.uint8)
+    rgba[16:64, 16:64] = (30, 200, 40, 255)  # a green square on a transparent background
     Image.fromarray(rgba, "RGBA").save(cut / "square.png")
     logs = []
     cfg = tiny_cfg(tmp_path, tiny_pool, subset=0.5, cutouts=str(cut), cutout_prob=1.0, steps=2, batch_size=1)
