@@ -212,9 +212,9 @@ def recipe_fields(cfg: TrainConfig | dict) -> dict:
 def load_run_state(path: Path, cfg: TrainConfig, stage: Stage, map_location) -> dict:
     """A stage's saved state, refused if saved under another recipe (execution settings may differ)."""
     state = torch.load(path, map_location=map_location, weights_only=False)  # our own file: RNG states
-    saved = recipe_fields(state["config"])
-    if saved != recipe_fields(cfg) or _with_defaults(Stage, state["stage"]) != dataclasses.asdict(stage):
-        changed = sorted(k for k in set(saved) | set(recipe_fields(cfg)) if saved.get(k) != recipe_fields(cfg).get(k))
+    saved, current = recipe_fields(state["config"]), recipe_fields(cfg)
+    if saved != current or _with_defaults(Stage, state["stage"]) != dataclasses.asdict(stage):
+        changed = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
         what = ", ".join(changed) or "the stage"
         raise ValueError(f"{path}: saved with a different configuration ({what}); start a new --out")
     return state

@@ -611,8 +611,9 @@ def iter_candidates(root: Path, package: str) -> Iterator[Candidate]:
     return _iter_wallpapers(root, package)
 
 
-def _fit(img: Image.Image, max_side: int) -> Image.Image:
-    img = img.convert("RGB")
+def _fit(img: Image.Image, max_side: int, mode: str = "RGB") -> Image.Image:
+    """``img`` in ``mode``, shrunk (never enlarged) so that its long side is at most ``max_side``."""
+    img = img.convert(mode)
     scale = max_side / max(img.size)
     if scale < 1:
         img = img.resize((round(img.width * scale), round(img.height * scale)), Image.LANCZOS)
@@ -728,10 +729,7 @@ def _prepare_cutouts(out: Path, cache: Path, packages: tuple[str, ...], log) -> 
             if reason:
                 log(f"skip {package}:{cand.source_path}: {reason}")
                 continue
-            rgba = img.convert("RGBA")
-            scale = CUTOUT_MAX_SIDE / max(rgba.size)
-            if scale < 1:
-                rgba = rgba.resize((round(rgba.width * scale), round(rgba.height * scale)), Image.LANCZOS)
+            rgba = _fit(img, CUTOUT_MAX_SIDE, "RGBA")
             key = hashlib.sha256(rgba.tobytes()).hexdigest()
             if key in seen:
                 continue
