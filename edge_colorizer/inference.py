@@ -40,13 +40,16 @@ BUNDLED = {
     "student": WEIGHTS_DIR / "unet_s_student.pt",
     "teacher": WEIGHTS_DIR / "teacher_gan.pt",
     "student-pruned": WEIGHTS_DIR / "unet_s_pruned.pt",  # the student, channels pruned by half, fine-tuned
-    "student-int8": WEIGHTS_DIR / "unet_s_pruned_int8.onnx",  # student-pruned, INT8 network (ONNX Runtime)
+    "student-distilled": WEIGHTS_DIR / "unet_s_distilled.pt",  # student-pruned, distilled from the teacher
+    "student-int8": WEIGHTS_DIR / "unet_s_distilled_int8.onnx",  # student-distilled, INT8 network (ONNX Runtime)
 }
 # `colorize` of still images: the best-quality bundled model that stays interactive on a laptop CPU
 # (budget: under half a second of model time per photo on 2 cores; README "The bundled models" has the
-# measurements). Video, export and bench default to the edge model, the student.
+# measurements). Video, export, evaluate and bench default to the edge model: the last link of the
+# compression chain that runs without an extra (benchmarks/RESULTS.md: no worse than the student on
+# LPIPS and colourfulness, twice as fast).
 DEFAULT_MODEL = "teacher"
-EDGE_MODEL = "student"
+EDGE_MODEL = "student-distilled"
 
 
 def resolve_model_path(model: str) -> Path:

@@ -17,7 +17,7 @@ from edge_colorizer.cli.common import (
     size_option,
     stop_cleanly,
 )
-from edge_colorizer.inference import DEFAULT_MODEL
+from edge_colorizer.inference import DEFAULT_MODEL, EDGE_MODEL
 from edge_colorizer.io import shown
 
 
@@ -75,7 +75,7 @@ def colorize(paths, out_dir, model, size, device, side_by_side, max_pixels) -> N
 
 @main.command("evaluate")
 @click.option("--data", required=True, type=click.Path(exists=True, file_okay=False))
-@click.option("--model", "models", multiple=True, default=["student"], show_default=True)
+@click.option("--model", "models", multiple=True, default=[EDGE_MODEL], show_default=True)
 @size_option()
 @click.option("--max-side", default=512, show_default=True, help="Resize photos so the long side is at most this.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the results as JSON.")

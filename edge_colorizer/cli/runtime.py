@@ -12,6 +12,7 @@ import click
 
 from edge_colorizer.cli import main
 from edge_colorizer.cli.common import say, size_option, threads_option
+from edge_colorizer.inference import EDGE_MODEL
 from runtimes.formats import FORMATS, RUNTIMES
 
 LOCAL_FORMATS = tuple(f.name for f in FORMATS.values() if f.runs_on_linux and not f.needs_gpu)
@@ -64,7 +65,7 @@ def _calibration(folder: str | None, count: int):
 
 
 @main.command()
-@click.option("--model", default="student", show_default=True, help="Bundled model name or checkpoint path.")
+@click.option("--model", default=EDGE_MODEL, show_default=True, help="Bundled model name or checkpoint path.")
 @click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default="onnx", show_default=True)
 @click.option(
     "--precision", type=click.Choice(PRECISIONS), default=None, help="Default: the format's first (see `models`)."
@@ -121,7 +122,7 @@ def export(model, fmt, precision, size, out_path, calibration, calibration_image
 @main.command()
 @click.option(
     "--models",
-    default="gray,student",
+    default=f"gray,{EDGE_MODEL}",
     show_default=True,
     help="Comma-separated: gray, bundled names, checkpoints, eccv16/siggraph17 (speed-only peers).",
 )
@@ -217,7 +218,7 @@ def bench(
 
 
 @main.command()
-@click.option("--model", default="student", show_default=True, help="Bundled model name or checkpoint path.")
+@click.option("--model", default=EDGE_MODEL, show_default=True, help="Bundled model name or checkpoint path.")
 @click.option(
     "--formats",
     default=None,

@@ -12,6 +12,7 @@ import click
 
 from edge_colorizer.cli import main
 from edge_colorizer.cli.common import device_option, say, size_option
+from edge_colorizer.inference import EDGE_MODEL
 
 
 def _runtime_names() -> tuple[str, ...]:
@@ -62,7 +63,7 @@ def runtime_colorize(model: str, runtime: str, size: int | None, stack: contextl
 @click.argument("source", required=False, type=click.Path(dir_okay=False))
 @click.option("--out", type=click.Path(dir_okay=False), help="Output video (.mp4, .mov, .mkv, .avi).")
 @click.option("--camera", type=int, default=None, help="Read live camera N (OpenCV) instead of a file.")
-@click.option("--model", default="student", show_default=True, help="Bundled model, checkpoint, or an artifact.")
+@click.option("--model", default=EDGE_MODEL, show_default=True, help="Bundled model, checkpoint, or an artifact.")
 @click.option(
     "--runtime",
     type=click.Choice(_runtime_names()),
@@ -199,7 +200,7 @@ def _camera(index: int, colorize, out: str | None, show: bool, max_frames: int) 
     show_default=True,
     help="Folder of colour photos, or 'skimage' for scikit-image's sample photos.",
 )
-@click.option("--model", "models", multiple=True, default=["student", "teacher"], show_default=True)
+@click.option("--model", "models", multiple=True, default=[EDGE_MODEL, "teacher"], show_default=True)
 @click.option(
     "--smooth",
     "strengths",
