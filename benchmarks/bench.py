@@ -25,7 +25,7 @@ from PIL import Image
 from compress.card import CARD_SUFFIX
 from edge_colorizer.checkpoint import load_model
 from edge_colorizer.colorizer import DEFAULT_SIZE, ColorizerModule, GrayBaseline
-from edge_colorizer.inference import BUNDLED, resolve_model_path
+from edge_colorizer.inference import BUNDLED, EDGE_MODEL, resolve_model_path
 from edge_colorizer.io import find_images, fit_long_side, one_line, read_image
 from edge_colorizer.metrics import ae, colorfulness, delta_e2000, mse, psnr, ssim
 from edge_colorizer.metrics.lpips import LPIPS, to_lpips_input
@@ -47,7 +47,7 @@ QUALITY_KEYS = ("lpips", "psnr", "ssim", "mse", "ae", "de2000", "cf")
 
 @dataclass(frozen=True)
 class BenchConfig:
-    models: tuple[str, ...] = ("student",)
+    models: tuple[str, ...] = (EDGE_MODEL,)
     runtimes: tuple[str, ...] = ("torch", "onnxruntime")
     precisions: tuple[str, ...] = ("fp32",)
     data: str = ""

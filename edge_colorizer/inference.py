@@ -45,9 +45,9 @@ BUNDLED = {
 }
 # `colorize` of still images: the best-quality bundled model that stays interactive on a laptop CPU
 # (budget: under half a second of model time per photo on 2 cores; README "The bundled models" has the
-# measurements). Video, export, evaluate and bench default to the edge model: the last link of the
-# compression chain that runs without an extra (benchmarks/RESULTS.md: no worse than the student on
-# LPIPS and colourfulness, twice as fast).
+# measurements). Video, evaluate-video, export, compare, evaluate and bench default to the edge model:
+# the last link of the compression chain that runs without an extra (benchmarks/RESULTS.md: no worse
+# than the student on LPIPS and colourfulness, twice as fast).
 DEFAULT_MODEL = "teacher"
 EDGE_MODEL = "student-distilled"
 

@@ -272,6 +272,19 @@ def _cast_to(node) -> int:
     return helper.get_attribute_value(next(a for a in node.attribute if a.name == "to"))
 
 
+def _read_in_subgraphs(graph) -> set[str]:
+    """Names read by the nodes of ``graph``'s subgraphs (If branches, Loop and Scan bodies), at any depth."""
+    from onnx import AttributeProto
+
+    names: set[str] = set()
+    for node in graph.node:
+        for attr in node.attribute:
+            subs = [attr.g] if attr.type == AttributeProto.GRAPH else list(attr.graphs)
+            for sub in subs:
+                names |= {name for n in sub.node for name in n.input} | _read_in_subgraphs(sub)
+    return names
+
+
 def cheap_lookups(model) -> int:
     """Make the Lab path's table lookups cheap in ONNX Runtime; the same values in any runtime.
 
@@ -286,6 +299,9 @@ def cheap_lookups(model) -> int:
     from onnx import TensorProto
 
     graph = model.graph
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    if opset < 11:  # GatherElements first appears in opset 11
+        return 0
     typed = onnx.shape_inference.infer_shapes(model).graph
     infos = {v.name: v.type.tensor_type for v in [*typed.input, *typed.value_info, *typed.output]}
     # the tables: initializers, or Constant nodes (the TorchScript exporter writes buffers as those)
@@ -312,10 +328,11 @@ def cheap_lookups(model) -> int:
     for node in graph.node:
         for name in node.input:
             consumers.setdefault(name, []).append(node)
-    outputs = {v.name for v in graph.output}
+    # a Cast stays where its output is a graph output or is read inside a subgraph (If, Loop, Scan)
+    needed = {v.name for v in graph.output} | _read_in_subgraphs(graph)
     removed = []
     for node in graph.node:
-        if node.op_type != "Cast" or _cast_to(node) != TensorProto.INT64 or node.output[0] in outputs:
+        if node.op_type != "Cast" or _cast_to(node) != TensorProto.INT64 or node.output[0] in needed:
             continue
         source = infos.get(node.input[0])
         users = consumers.get(node.output[0], [])

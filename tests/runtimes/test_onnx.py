@@ -51,9 +51,87 @@ def test_the_lab_lookups_are_gather_elements_on_int32_indices(exported, precisio
     tables = {t.name for t in graph.initializer} | {n.output[0] for n in graph.node if n.op_type == "Constant"}
     lookups = [n for n in graph.node if n.op_type == "GatherElements" and n.input[0] in tables]
     assert len(lookups) >= 3  # Y, f(Y), the sRGB codes
-    into_lookups = {n.input[1] for n in lookups}
-    casts = [n for n in graph.node if n.op_type == "Cast" and n.output[0] in into_lookups]
-    assert not casts  # no int64 copy of the indices
+    typed = onnx.shape_inference.infer_shapes(onnx.load(str(exported[precision].path))).graph
+    types = {v.name: v.type.tensor_type.elem_type for v in [*typed.input, *typed.value_info, *typed.output]}
+    assert {types.get(n.input[1]) for n in lookups} == {onnx.TensorProto.INT32}  # no int64 copy of the indices
+
+
+def _lookup_graph(nodes, inputs, outputs, opset=18):
+    from onnx import TensorProto, helper, numpy_helper
+
+    table = numpy_helper.from_array(np.arange(10, dtype=np.float32) * 3, "table")
+    values = {
+        "i": TensorProto.INT32,
+        "i64": TensorProto.INT64,
+        "y": TensorProto.FLOAT,
+        "c": TensorProto.BOOL,
+        "o": TensorProto.INT64,
+    }
+    info = [helper.make_tensor_value_info(n, values[n], shape) for n, shape in [*inputs, *outputs]]
+    graph = helper.make_graph(nodes, "lookup", info[: len(inputs)], info[len(inputs) :], [table])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 9
+    return model
+
+
+def _lookup_cases():
+    from onnx import TensorProto, helper
+
+    cast = helper.make_node("Cast", ["i"], ["i64"], to=TensorProto.INT64)
+    gather = helper.make_node("Gather", ["table", "i64"], ["y"])
+    branch = helper.make_graph(
+        [helper.make_node("Identity", ["i64"], ["t"])],
+        "b",
+        [],
+        [helper.make_tensor_value_info("t", TensorProto.INT64, [4])],
+    )
+    read_in_if = helper.make_node("If", ["c"], ["o"], then_branch=branch, else_branch=branch)
+    i, y = ("i", [4]), ("y", [4])
+    return {  # name: (model, the op types after the rewrite)
+        "cast and gather": (_lookup_graph([cast, gather], [i], [y]), ["GatherElements"]),
+        "cast also a graph output": (_lookup_graph([cast, gather], [i], [y, ("i64", [4])]), ["Cast", "GatherElements"]),
+        "cast read in a subgraph": (
+            _lookup_graph([cast, gather, read_in_if], [i, ("c", [])], [y, ("o", [4])]),
+            ["Cast", "GatherElements", "If"],
+        ),
+        "2-D indices": (
+            _lookup_graph(
+                [helper.make_node("Cast", ["i"], ["i64"], to=TensorProto.INT64), gather],
+                [("i", [2, 2])],
+                [("y", [2, 2])],
+            ),
+            ["Gather"],
+        ),
+        "opset 10": (_lookup_graph([cast, gather], [i], [y], opset=10), ["Cast", "Gather"]),
+    }
+
+
+@pytest.mark.parametrize("case", sorted(_lookup_cases()))
+def test_cheap_lookups_keeps_values_and_what_others_read(case):
+    import copy
+
+    import onnxruntime as ort
+
+    from runtimes.onnx import cheap_lookups
+
+    model, after = _lookup_cases()[case]
+    shape = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+    feeds = {"i": np.array([0, 3, -1, 9], np.int32).reshape(shape)}
+    if len(model.graph.input) > 1:
+        feeds["c"] = np.array(True)
+    before = copy.deepcopy(model)
+    cheap_lookups(model)
+    onnx.checker.check_model(model, full_check=True)
+    assert [n.op_type for n in model.graph.node] == after
+    if case == "opset 10":
+        assert model == before
+        return
+
+    def run(m):
+        return ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feeds)
+
+    for old, new in zip(run(before), run(model), strict=True):
+        np.testing.assert_array_equal(old, new)
 
 
 @pytest.mark.parametrize("precision", ["fp16", "int8"])
