@@ -7,6 +7,11 @@ post-training quantization of the network's layers only, calibrated on the calle
 
 The CPU plugin's default inference precision is bf16 on processors that have it (AVX512-BF16, AMX):
 the Lab math then drifts by 100+ uint8 levels, so the runner pins ``INFERENCE_PRECISION_HINT`` to f32.
+
+The IR's input shape is dynamic, and with dynamic shapes the CPU plugin runs the Lab kernel's per-pixel
+chain as a dozen separate passes over the frame; compiled for one static shape it fuses them into a
+few kernels. The runner therefore compiles a model of its own for an input shape it meets a second time
+(a video's frames, a benchmark's repeats), keeping the last few, and serves other shapes dynamically.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections import Counter, OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +34,9 @@ MODEL_FILE = "model.xml"
 METADATA_FILE = "metadata.json"
 # NNCF probes for optional compiled extensions at import, waiting up to a timeout; nothing here uses them
 os.environ.setdefault("NNCF_EXTENSION_LOAD_TIMEOUT", "0")
+# an input shape met this many times gets a model compiled for it (~0.3 s each); at most STATIC_MODELS kept
+STATIC_AFTER = 2
+STATIC_MODELS = 4
 
 
 def _model_xml(path: str | Path) -> Path:
@@ -37,29 +46,58 @@ def _model_xml(path: str | Path) -> Path:
 
 class OpenVINORunner(BaseRunner):
     """OpenVINO on the CPU, inference precision pinned to f32, ``threads`` streams' threads (0 = OpenVINO's
-    default: one per physical core)."""
+    default: one per physical core). ``static=True`` compiles a static-shape model for each input shape
+    met ``STATIC_AFTER`` times (see the module's docstring); its output may differ from the dynamic
+    model's by one level where a fused multiply-add moves a rounding threshold."""
 
     runtime = "openvino"
 
-    def __init__(self, path: str | Path, threads: int = 0, name: str = "openvino", device: str = "CPU"):
+    def __init__(
+        self, path: str | Path, threads: int = 0, name: str = "openvino", device: str = "CPU", static: bool = True
+    ):
         super().__init__(name)
         self.path = _model_xml(path)
         self.device = device
         self.requested_threads = threads
-        self.compiled = None
-        self.request = None
+        self.static = static
+        self.core = self.config = self.compiled = self.request = None
+        self.seen: Counter[tuple[int, ...]] = Counter()
+        self.static_requests: OrderedDict[tuple[int, ...], object] = OrderedDict()
 
     def activate(self) -> None:
         import openvino as ov
 
-        config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
+        self.config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
         if self.requested_threads:
-            config["INFERENCE_NUM_THREADS"] = self.requested_threads
-        self.compiled = ov.Core().compile_model(str(self.path), self.device, config)
+            self.config["INFERENCE_NUM_THREADS"] = self.requested_threads
+        self.core = ov.Core()
+        self.compiled = self.core.compile_model(str(self.path), self.device, self.config)
         self.request = self.compiled.create_infer_request()
 
     def deactivate(self) -> None:
-        self.request = self.compiled = None
+        self.core = self.config = self.request = self.compiled = None
+        self.seen.clear()
+        self.static_requests.clear()
+
+    def request_for(self, shape: tuple[int, ...]):
+        """The infer request that runs an input of this shape: its static model's, or the dynamic one."""
+        request = self.static_requests.get(shape)
+        if request is not None:
+            self.static_requests.move_to_end(shape)
+            return request
+        self.seen[shape] += 1
+        if not self.static or self.seen[shape] != STATIC_AFTER:
+            return self.request
+        model = self.core.read_model(str(self.path))
+        try:
+            model.reshape({INPUT_NAME: list(shape)})
+        except RuntimeError:  # a model that cannot take this shape statically: stay dynamic
+            return self.request
+        request = self.core.compile_model(model, self.device, self.config).create_infer_request()
+        self.static_requests[shape] = request
+        if len(self.static_requests) > STATIC_MODELS:
+            self.static_requests.popitem(last=False)
+        return request
 
     @property
     def inference_precision(self) -> str:
@@ -81,8 +119,10 @@ class OpenVINORunner(BaseRunner):
         return metas
 
     def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        self.request.infer({INPUT_NAME: feeds[INPUT_NAME]})
-        return {OUTPUT_NAME: self.request.get_tensor(OUTPUT_NAME).data.copy()}
+        images = feeds[INPUT_NAME]
+        request = self.request_for(tuple(images.shape))
+        request.infer({INPUT_NAME: images})
+        return {OUTPUT_NAME: request.get_tensor(OUTPUT_NAME).data.copy()}
 
 
 Runner = OpenVINORunner

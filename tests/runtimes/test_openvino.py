@@ -48,6 +48,31 @@ def test_runner_pins_f32_and_takes_any_shape(exported, tiny):
         assert compare(ref, runner, [gray]).within(*TOLERANCES["fp32"])
 
 
+def test_a_shape_met_again_runs_a_static_model_with_the_same_output(exported, tiny, monkeypatch):
+    import runtimes.openvino as ov_runtime
+
+    monkeypatch.setattr(ov_runtime, "STATIC_MODELS", 1)
+    rng = np.random.default_rng(5)
+    frames = [rng.integers(0, 256, (1, 45, 70, 3), dtype=np.uint8) for _ in range(3)]
+    other = rng.integers(0, 256, (1, 30, 52, 1), dtype=np.uint8)
+    with OpenVINORunner(exported["fp32"].path, threads=1) as runner, TorchRunner(tiny) as ref:
+        dynamic = [runner.infer({INPUT_NAME: f})[OUTPUT_NAME] for f in frames[:1]]
+        assert not runner.static_requests  # met once: the dynamic model ran it
+        static = [runner.infer({INPUT_NAME: f})[OUTPUT_NAME] for f in frames]
+        assert list(runner.static_requests) == [frames[0].shape]
+        assert runner.request_for(frames[0].shape) is not runner.request
+        # the same frame through both models: one level apart at most (fused multiply-adds)
+        assert np.abs(static[0].astype(int) - dynamic[0]).max() <= 1
+        assert compare(ref, runner, frames).within(*TOLERANCES["fp32"])
+        runner.infer({INPUT_NAME: other})
+        runner.infer({INPUT_NAME: other})
+        assert list(runner.static_requests) == [other.shape]  # the oldest made room
+    with OpenVINORunner(exported["fp32"].path, threads=1, static=False) as runner:
+        for f in frames:
+            runner.infer({INPUT_NAME: f})
+        assert not runner.static_requests
+
+
 def test_default_cpu_precision_would_be_bf16_where_the_cpu_has_it(exported, tiny):
     """The pin matters where the CPU plugin defaults to bf16 (AVX512-BF16/AMX): without it the Lab math
     drifts; here the pinned runner must stay within the fp32 tolerance either way."""
