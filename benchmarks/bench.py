@@ -139,7 +139,8 @@ def time_runner(runner: BaseRunner, cfg: BenchConfig) -> tuple[float, float, flo
         for batch in batches:
             runner.infer({INPUT_NAME: batch})
 
-    batched = time_ms(throughput_batch, max(2, cfg.repeats // 4), 1, runner.synchronize)
+    # two warm-ups: a runner may specialise for a shape on its second sighting (OpenVINO compiles then)
+    batched = time_ms(throughput_batch, max(2, cfg.repeats // 4), 2, runner.synchronize)
     img_per_s = cfg.throughput_batch / (sum(batched.times_ms) / len(batched.times_ms) / 1000)
     return single.p50, single.p95, img_per_s
 

@@ -48,7 +48,7 @@ def test_runner_pins_f32_and_takes_any_shape(exported, tiny):
         assert compare(ref, runner, [gray]).within(*TOLERANCES["fp32"])
 
 
-def test_a_shape_met_again_runs_a_static_model_with_the_same_output(exported, tiny, monkeypatch):
+def test_a_shape_met_again_runs_a_static_model_within_one_level(exported, tiny, monkeypatch):
     import runtimes.openvino as ov_runtime
 
     monkeypatch.setattr(ov_runtime, "STATIC_MODELS", 1)
@@ -60,14 +60,19 @@ def test_a_shape_met_again_runs_a_static_model_with_the_same_output(exported, ti
         assert not runner.static_requests  # met once: the dynamic model ran it
         static = [runner.infer({INPUT_NAME: f})[OUTPUT_NAME] for f in frames]
         assert list(runner.static_requests) == [frames[0].shape]
-        assert runner.request_for(frames[0].shape) is not runner.request
+        request = runner.request_for(frames[0].shape)
+        assert request is not runner.request
+        assert request.get_compiled_model().inputs[0].get_partial_shape().is_static
         # the same frame through both models: one level apart at most (fused multiply-adds)
         assert np.abs(static[0].astype(int) - dynamic[0]).max() <= 1
         assert compare(ref, runner, frames).within(*TOLERANCES["fp32"])
         runner.infer({INPUT_NAME: other})
         runner.infer({INPUT_NAME: other})
-        assert list(runner.static_requests) == [other.shape]  # the oldest made room
-    with OpenVINORunner(exported["fp32"].path, threads=1, static=False) as runner:
+        assert list(runner.static_requests) == [other.shape]  # the oldest made room ...
+        for f in frames[:2]:
+            runner.infer({INPUT_NAME: f})
+        assert list(runner.static_requests) == [frames[0].shape]  # ... and comes back when met twice again
+    with OpenVINORunner(exported["fp32"].path, threads=1, static_after=0) as runner:
         for f in frames:
             runner.infer({INPUT_NAME: f})
         assert not runner.static_requests
