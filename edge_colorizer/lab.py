@@ -181,7 +181,10 @@ def lab_offsets_to_uint8(
     # lab_f_inverse without a branch: with c = max(f, delta), c^2 (3 f - 2 c) is f^3 above delta and,
     # below it, the tangent at delta, which is exactly the linear toe
     c = f.clamp(min=_DELTA)
-    x, z = ((f * 3.0 - c * 2.0) * c * c).unbind(-3)
+    xz = (f * 3.0 - c * 2.0) * c * c
+    # two selects, not unbind: OpenVINO's CPU plugin runs unbind's Split as a reference kernel, a pass of
+    # its own (25 of 170 ms of a 1080p frame on one thread); a select it reads in place
+    x, z = xz[..., 0, :, :], xz[..., 1, :, :]
     # linear RGB in units of 1 / RGB_BINS, one plane at a time, Y from the table
     # plain products and sums (no add(alpha=)): litert-torch converts these
     planes = [x * k[0] + y * k[1] + z * k[2] for k in _LINEAR_FROM_XYZ_BINS]
