@@ -79,12 +79,15 @@ def release(
     model = model_from_checkpoint(ckpt)
     lpips = LPIPS("alex")
     rows = sweep(model, val, temperatures, lpips)
-    chosen = choose(rows, min_cf_ratio)
-    log("| T | PSNR dB | LPIPS | CF ratio |\n|---|---|---|---|")
-    for r in rows:
-        mark = " (chosen)" if r is chosen else ""
-        t = "–" if r.temperature is None else f"{r.temperature:g}"
-        log(f"| {t}{mark} | {r.psnr_db:.2f} | {r.lpips:.4f} | {r.cf_ratio:.2f} |")
+    chosen = None
+    try:
+        chosen = choose(rows, min_cf_ratio)
+    finally:  # the sweep is shown either way: a refusal is read against it
+        log("| T | PSNR dB | LPIPS | CF ratio |\n|---|---|---|---|")
+        for r in rows:
+            mark = " (chosen)" if r is chosen else ""
+            t = "–" if r.temperature is None else f"{r.temperature:g}"
+            log(f"| {t}{mark} | {r.psnr_db:.2f} | {r.lpips:.4f} | {r.cf_ratio:.2f} |")
     if chosen.temperature is not None:
         model.temperature = chosen.temperature
         model.model_args = {**model.model_args, "temperature": chosen.temperature}
@@ -113,8 +116,11 @@ def main() -> None:
     ap.add_argument("--temperatures", default=",".join(f"{t:g}" for t in DEFAULT_TEMPERATURES))
     ap.add_argument("--min-cf-ratio", type=float, default=DEFAULT_MIN_CF_RATIO)
     args = ap.parse_args()
-    temps = tuple(float(t) for t in args.temperatures.split(","))
-    release(args.checkpoint, args.val, args.out, temps, args.min_cf_ratio)
+    try:
+        temps = tuple(float(t) for t in args.temperatures.split(","))
+        release(args.checkpoint, args.val, args.out, temps, args.min_cf_ratio)
+    except (ValueError, OSError) as e:  # one line, no traceback: a refusal, an unreadable file
+        ap.exit(1, f"release: {args.checkpoint}: {e}\n")
 
 
 if __name__ == "__main__":

@@ -41,3 +41,36 @@ def test_choose_keeps_colourful_temperatures_and_refuses_sepia():
     assert choose(rows, 0.0).temperature == 1.0
     with pytest.raises(ValueError, match="the model is sepia"):
         choose(rows, 0.95)
+
+
+def test_a_sepia_release_is_one_line_after_the_sweep_and_writes_nothing(tmp_path, val_folder, monkeypatch, capsys):
+    import sys
+
+    from training import release as release_module
+
+    torch.manual_seed(0)
+    src = tmp_path / "model.pt"
+    save_model(create_model("unet_s", head="bins", width=8).eval(), src)
+    out = tmp_path / "rel.pt"
+    argv = [
+        "release",
+        str(src),
+        "--val",
+        str(val_folder),
+        "--out",
+        str(out),
+        "--temperatures",
+        "1",
+        "--min-cf-ratio",
+        "5",
+    ]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as stop:
+        release_module.main()
+    assert stop.value.code == 1
+    captured = capsys.readouterr()
+    assert "| 1 |" in captured.out  # the sweep is shown
+    (line,) = captured.err.strip().splitlines()
+    assert line.startswith(f"release: {src}: no temperature reaches colorfulness ratio 5.0 (best ")
+    assert line.endswith("the model is sepia")
+    assert "Traceback" not in captured.err and not out.exists()
