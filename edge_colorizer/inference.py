@@ -47,7 +47,7 @@ BUNDLED = {
 # (budget: under half a second of model time per photo on 2 cores; README "The bundled models" has the
 # measurements). Video, evaluate-video, export, compare, evaluate and bench default to the edge model:
 # the last link of the compression chain that runs without an extra (benchmarks/RESULTS.md: no worse
-# than the student on LPIPS and colourfulness, twice as fast).
+# than the student on LPIPS and colourfulness, and faster).
 DEFAULT_MODEL = "teacher"
 EDGE_MODEL = "student-distilled"
 
