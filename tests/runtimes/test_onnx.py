@@ -47,11 +47,12 @@ def test_gray_and_rgb_inputs_of_any_size(exported, tiny):
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
 def test_the_lab_lookups_are_gather_elements_on_int32_indices(exported, precision):
     # ONNX Runtime's Gather is ~6x slower per index than GatherElements; the parity above holds with them
-    graph = onnx.load(str(exported[precision].path)).graph
+    model = onnx.load(str(exported[precision].path))
+    graph = model.graph
     tables = {t.name for t in graph.initializer} | {n.output[0] for n in graph.node if n.op_type == "Constant"}
     lookups = [n for n in graph.node if n.op_type == "GatherElements" and n.input[0] in tables]
     assert len(lookups) >= 3  # Y, f(Y), the sRGB codes
-    typed = onnx.shape_inference.infer_shapes(onnx.load(str(exported[precision].path))).graph
+    typed = onnx.shape_inference.infer_shapes(model).graph  # a new model: the loaded one is left as it is
     types = {v.name: v.type.tensor_type.elem_type for v in [*typed.input, *typed.value_info, *typed.output]}
     assert {types.get(n.input[1]) for n in lookups} == {onnx.TensorProto.INT32}  # no int64 copy of the indices
 
