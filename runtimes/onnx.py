@@ -67,6 +67,10 @@ class OrtRunner(BaseRunner):
         options = ort.SessionOptions()
         if self.intra_threads:
             options.intra_op_num_threads = self.intra_threads
+        # its worker threads otherwise spin after each run: on 2 cores whatever runs next (the video
+        # pipeline's decoder and encoder, the next case of a benchmark) took twice as long (4.0 -> 8.0
+        # ms measured), and ONNX Runtime itself was no faster for it (student 256x256 33.3 vs 31.5 ms)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         available = ort.get_available_providers()
         providers = self.providers or [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
         self.session = ort.InferenceSession(str(self.path), options, providers=providers)

@@ -200,7 +200,9 @@ def export(
         raise ValueError("openvino int8 needs calibration images (uint8, like the real inputs): pass --calibration DIR")
     with staged(out, force=force, folder=True) as tmp, tempfile.TemporaryDirectory() as work:
         source = onnx_format.export(
-            colorizer,
+            # ab enlarged by a row Resize and a row blend that the CPU plugin fuses into its element-wise
+            # kernels (its 2-D Interpolate was a third of a 1080p frame)
+            colorizer.with_forms(upsample="rows"),
             Path(work) / "model.onnx",
             "fp32",
             model_name=model_name,

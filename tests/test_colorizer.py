@@ -69,10 +69,12 @@ import torch.nn.functional as F  # noqa: E402
 
 from edge_colorizer.colorizer import (  # noqa: E402
     RESIZE_FORMS,
+    UPSAMPLE_FORMS,
     colorize_reference,
     resize_antialiased,
     resize_l,
     resize_segments,
+    upsample_bilinear,
 )
 
 
@@ -132,10 +134,25 @@ def test_resize_forms_agree(shape):
     )
 
 
+@pytest.mark.parametrize("size", [(1080, 1920), (37, 91), (5, 7), (1, 1), (256, 256), (20, 600)])
+def test_upsample_forms_agree_with_torch(size):
+    x = torch.rand(2, 2, 32, 24, generator=torch.Generator().manual_seed(0))
+    ref = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+    for form in UPSAMPLE_FORMS:
+        out = upsample_bilinear(x, size, form)
+        assert out.shape == ref.shape and (out - ref).abs().max() < 1e-5, form
+    with pytest.raises(ValueError, match="upsample form"):
+        upsample_bilinear(x, size, "nearest")
+
+
 def test_resize_form_is_chosen_at_construction():
     colorizer = ColorizerModule(GrayBaseline(), size=32)
     assert colorizer.resize == "auto" and set(RESIZE_FORMS) >= {"auto", "interpolate", "segments", "matrix"}
-    assert colorizer.with_resize("matrix").resize == "matrix"
+    assert colorizer.with_forms(resize="matrix").resize == "matrix"
+    assert colorizer.with_forms(upsample="rows").upsample == "rows" and set(UPSAMPLE_FORMS) == {"resize", "rows"}
+    assert colorizer.with_forms(upsample="rows").resize == "auto"
+    with pytest.raises(ValueError, match="upsample form"):
+        ColorizerModule(GrayBaseline(), size=32, upsample="nearest")
     with pytest.raises(ValueError, match="resize form"):
         ColorizerModule(GrayBaseline(), size=32, resize="bicubic")
 
@@ -158,13 +175,14 @@ def test_grad_mode_and_concurrent_threads_give_the_same_result():
     assert all(torch.equal(r, expected) for r in results)
 
 
-@pytest.mark.parametrize("resize", ["auto", "matrix"])
-def test_onnx_opset17_graph_is_dynamic_and_matches_torch(tmp_path, resize, real_photos):
+@pytest.mark.parametrize("resize, upsample", [("auto", "resize"), ("matrix", "resize"), ("auto", "rows")])
+def test_onnx_opset17_graph_is_dynamic_and_matches_torch(tmp_path, resize, upsample, real_photos):
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
     import warnings
 
-    colorizer = ColorizerModule(create_model("unet_s", width=8).eval(), size=32, resize=resize).eval()
+    net = create_model("unet_s", width=8).eval()
+    colorizer = ColorizerModule(net, size=32, resize=resize, upsample=upsample).eval()
     path = tmp_path / "c.onnx"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

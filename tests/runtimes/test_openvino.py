@@ -2,6 +2,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from runtimes.formats import FORMATS
 from runtimes.runners import INPUT_NAME, OUTPUT_NAME, TorchRunner, compare
@@ -36,6 +37,16 @@ def test_ir_folder_with_metadata_and_parity(exported):
     # fp16 stores the weights in half: about half the size
     sizes = {p: (r.path / "model.bin").stat().st_size for p, r in exported.items()}
     assert sizes["fp16"] < 0.6 * sizes["fp32"]
+
+
+def test_ab_is_enlarged_by_a_row_resize_then_blended_rows(exported, tiny):
+    # OpenVINO's form of the upsampling (UPSAMPLE_FORMS "rows"): no Interpolate makes the frame's own
+    # (dynamic) height; ab is widened at the network's output height and its rows gathered and blended
+    model = ov.Core().read_model(str(exported["fp32"].path / "model.xml"))
+    heights = [op.get_output_partial_shape(0)[2] for op in model.get_ops() if op.get_type_name() == "Interpolate"]
+    with torch.no_grad():
+        small = tiny.net(torch.zeros(1, 1, tiny.size, tiny.size)).shape[-2]
+    assert heights and all(h.is_static and h.get_length() <= small for h in heights), heights
 
 
 def test_runner_pins_f32_and_takes_any_shape(exported, tiny):
