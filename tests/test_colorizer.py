@@ -145,6 +145,15 @@ def test_upsample_forms_agree_with_torch(size):
         upsample_bilinear(x, size, "nearest")
 
 
+@pytest.mark.parametrize("dtype, tolerance", [(torch.float16, 2e-3), (torch.bfloat16, 1.6e-2)])
+def test_rows_upsampling_in_half_precision_reads_the_right_rows(dtype, tolerance):
+    # row positions are float32 whatever the input's type (bf16 has 8 bits: row 1000 of 1080 would be 1000 or 1004)
+    x = torch.rand(1, 2, 256, 16, generator=torch.Generator().manual_seed(1))
+    ref = F.interpolate(x, size=(1080, 40), mode="bilinear", align_corners=False)
+    out = upsample_bilinear(x.to(dtype), (1080, 40), "rows")
+    assert out.dtype == dtype and (out.float() - ref).abs().max() < tolerance
+
+
 def test_resize_form_is_chosen_at_construction():
     colorizer = ColorizerModule(GrayBaseline(), size=32)
     assert colorizer.resize == "auto" and set(RESIZE_FORMS) >= {"auto", "interpolate", "segments", "matrix"}
