@@ -290,3 +290,39 @@ def test_dynamo_exporter(tiny, tmp_path):
             assert compare(ref, runner).within(2, 0.05)
     else:
         assert meta["exporter"] == "torchscript" and meta["exporter_fallback"].startswith("dynamo")
+
+
+@pytest.mark.parametrize("layout", [False, True])
+def test_uint8_input_read_by_shapes_and_casts_gets_no_float_copy(layout):
+    """uint8_at_the_edges: Shapes beside the input's cast read the cast's output (no pass over the frame);
+    a layout operator on the uint8 input still gets a float copy. Either way TensorRT's rules hold."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    from runtimes.onnx import uint8_at_the_edges
+
+    u8, i32 = TensorProto.UINT8, TensorProto.INT32
+    nodes = [
+        helper.make_node("Shape", ["x"], ["s"]),  # before the cast: the rewrite must keep the order topological
+        helper.make_node("Transpose", ["x"], ["t"], perm=[1, 0]) if layout else None,
+        helper.make_node("Cast", ["t" if layout else "x"], ["c"], to=i32),
+        helper.make_node("Reshape", ["c", "s"], ["r"]) if not layout else helper.make_node("Identity", ["c"], ["r"]),
+        helper.make_node("Cast", ["r"], ["y"], to=u8),
+    ]
+    graph = helper.make_graph(
+        [n for n in nodes if n is not None],
+        "g",
+        [helper.make_tensor_value_info("x", u8, [2, 3])],
+        [helper.make_tensor_value_info("y", u8, [3, 2] if layout else [2, 3])]
+        + ([helper.make_tensor_value_info("s", TensorProto.INT64, [2])] if layout else []),
+        value_info=[helper.make_tensor_value_info("c", i32, [3, 2] if layout else [2, 3])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    uint8_at_the_edges(model)
+    onnx.checker.check_model(model, full_check=True)
+    assert tensorrt_problems(model) == []
+    readers = [(n.op_type, n.attribute[0].i) for n in model.graph.node if "x" in n.input]
+    assert readers == ([("Cast", TensorProto.FLOAT)] if layout else [("Cast", i32)])
+    x = np.arange(6, dtype=np.uint8).reshape(2, 3) * 40
+    y = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    assert np.array_equal(y, x.T if layout else x)
