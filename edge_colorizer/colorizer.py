@@ -161,9 +161,9 @@ def upsample_bilinear(x: torch.Tensor, size: tuple, form: str = "resize") -> tor
         raise ValueError(f"unknown upsample form {form!r}; known: {', '.join(UPSAMPLE_FORMS)}")
     wide = F.interpolate(x, size=(x.shape[-2], size[1]), mode="bilinear", align_corners=False)
     # the output height as a tensor, from the ramp: an exporter then keeps it dynamic (a Python int
-    # taken from the shape would be frozen into the graph by the TorchScript tracer)
-    # the positions in float32 whatever x's type (as torch's own kernel): in fp16 or bf16 the rows of a
-    # 1080p frame would be rounded to other rows
+    # taken from the shape would be frozen into the graph by the TorchScript tracer). The positions are
+    # float32 whatever x's type, as in torch's own kernel: in fp16 or bf16 a 1080p frame's rows would be
+    # rounded to other rows
     dst = torch.arange(size[0], dtype=torch.float32, device=x.device)
     top, bottom, weight = _row_taps(x.shape[-2], dst, dst[-1:] + 1.0)
     return torch.lerp(wide.index_select(-2, top), wide.index_select(-2, bottom), weight.to(x.dtype)[:, None])

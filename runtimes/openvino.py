@@ -68,6 +68,7 @@ class OpenVINORunner(BaseRunner):
         self.requested_threads = threads
         self.static_after = static_after
         self.core = self.config = self.compiled = self.request = None
+        self.dynamic = False  # the IR's input shape has a dynamic dimension (else nothing is recompiled)
         self.seen: Counter[tuple[int, ...]] = Counter()
         self.static_requests: OrderedDict[tuple[int, ...], object] = OrderedDict()
 
@@ -80,6 +81,7 @@ class OpenVINORunner(BaseRunner):
         self.core = ov.Core()
         self.compiled = self.core.compile_model(str(self.path), self.device, self.config)
         self.request = self.compiled.create_infer_request()
+        self.dynamic = not self.compiled.inputs[0].get_partial_shape().is_static
 
     def deactivate(self) -> None:
         self.core = self.config = self.request = self.compiled = None
@@ -93,8 +95,7 @@ class OpenVINORunner(BaseRunner):
             self.static_requests.move_to_end(shape)
             return request
         self.seen[shape] += 1
-        already_static = self.compiled.inputs[0].get_partial_shape().is_static
-        if already_static or self.seen[shape] != self.static_after:
+        if not self.dynamic or self.seen[shape] != self.static_after:
             return self.request
         try:
             model = self.core.read_model(str(self.path))

@@ -89,6 +89,18 @@ def test_a_shape_met_again_runs_a_static_model_within_one_level(exported, tiny, 
         assert not runner.static_requests
 
 
+def test_an_ir_with_a_static_shape_is_not_compiled_again(exported, tmp_path):
+    model = ov.Core().read_model(str(exported["fp32"].path / "model.xml"))
+    model.reshape({INPUT_NAME: [1, 45, 70, 3]})
+    ov.save_model(model, str(tmp_path / "model.xml"))
+    frame = np.random.default_rng(6).integers(0, 256, (1, 45, 70, 3), dtype=np.uint8)
+    with OpenVINORunner(tmp_path, threads=1) as runner:
+        assert not runner.dynamic
+        for _ in range(3):
+            assert runner.infer({INPUT_NAME: frame})[OUTPUT_NAME].shape == (1, 45, 70, 3)
+        assert not runner.static_requests
+
+
 def test_default_cpu_precision_would_be_bf16_where_the_cpu_has_it(exported, tiny):
     """The pin matters where the CPU plugin defaults to bf16 (AVX512-BF16/AMX): without it the Lab math
     drifts; here the pinned runner must stay within the fp32 tolerance either way."""
