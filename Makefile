@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-all lint clean install
+.PHONY: demo test test-all lint clean install gpu-kit
 
 install: $(STAMP)
 
@@ -37,6 +37,10 @@ test: $(STAMP)
 # everything, the slow and the network (Debian registry) tests included
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ""
+
+# what an offline GPU machine needs to train the teacher (README, "Training on a GPU"); needs data/
+gpu-kit: $(STAMP)
+	$(BIN)/python -m training.gpu_kit --data data --out .gpukit
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

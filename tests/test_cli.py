@@ -202,3 +202,29 @@ def test_train_gan_steps_0_drops_the_adversarial_stage(tmp_path, monkeypatch):
     assert CliRunner().invoke(main, [*args, "--gan-steps", "7"]).exit_code == 0
     assert [s.name for s in seen[0].stages()] == ["train"] and seen[0].subset == 0.5 and seen[0].seed == 3
     assert [s.name for s in seen[1].stages()] == ["pretrain", "gan"] and seen[1].gan.steps == 7
+    assert not seen[0].compile
+    assert CliRunner().invoke(main, [*args, "--compile"]).exit_code == 0
+    assert seen[2].compile
+
+
+def test_compress_distill_passes_compile_to_its_training(tmp_path, monkeypatch):
+    import compress.distill
+
+    seen = []
+    monkeypatch.setattr(compress.distill, "distill", lambda cfg, **kw: seen.append(cfg))
+    data = tmp_path / "d"
+    data.mkdir()
+    args = [
+        "compress",
+        "distill",
+        "--teacher",
+        "teacher",
+        "--data",
+        str(data),
+        "--out",
+        str(tmp_path / "o"),
+        "--compile",
+    ]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert seen[0].train.compile

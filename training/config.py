@@ -90,6 +90,9 @@ class TrainConfig:
     workers: int = 0  # data-loading processes (crops and Lab conversion); 0 = in the training process
     device: str = "auto"  # auto (CUDA when present) | cpu | cuda
     amp: bool = True  # bf16 autocast on CUDA (ignored on the CPU)
+    # torch.compile the training forward (the trainee's, the frozen teacher's): the first steps compile,
+    # the rest run faster; weights, checkpoints and results are those of the plain modules
+    compile: bool = False
     log_every: int = 25
     ckpt_every: int = 200
     sample_every: int = 500

@@ -181,7 +181,18 @@ class _Logits(nn.Module):
 # where and how a run executes, not what it computes: a run may resume with other values (another machine's
 # thread count, a moved folder, the GPU after the CPU, more loader processes, other logging)
 EXECUTION_FIELDS = frozenset(
-    {"out", "threads", "workers", "device", "log_every", "ckpt_every", "sample_every", "tensorboard", "wandb"}
+    {
+        "out",
+        "threads",
+        "workers",
+        "device",
+        "compile",
+        "log_every",
+        "ckpt_every",
+        "sample_every",
+        "tensorboard",
+        "wandb",
+    }
 )
 
 
@@ -313,6 +324,13 @@ def run_stage(
             return StageResult(model.eval(), step, True, best_score, 0)
 
     logits_fn = wrap(_Logits(model))
+    teacher_logits = teacher.logits if teacher is not None else None
+    if cfg.compile:
+        # the compiled callables only run the forward: the plain modules keep the weights, so the EMA,
+        # validation, samples and checkpoints see the same names and values as without compiling
+        logits_fn = torch.compile(logits_fn)
+        if teacher_logits is not None:
+            teacher_logits = torch.compile(teacher_logits)
     trainee = Trainee(logits=logits_fn, decode=model.decode, bin_centers=getattr(model, "bin_centers", None))
     sampler = EpochSampler(len(dataset), cfg.batch_size, cfg.seed, rank, world)
     if sampler.batches == 0:
@@ -436,7 +454,7 @@ def run_stage(
                     if teacher is not None:
                         with torch.no_grad():
                             l_in = batch.l_norm.contiguous(memory_format=teacher_layout)
-                            batch.teacher_logits = teacher.logits(l_in).contiguous()
+                            batch.teacher_logits = teacher_logits(l_in).contiguous()
                     loss, terms = objective(trainee, batch)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()

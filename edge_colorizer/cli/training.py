@@ -70,10 +70,18 @@ DECODERS = ("plain", "dynamic")
     "--seed", type=click.IntRange(0, 2**31 - 1), default=None, help="Random seed (weights, crops); default 0."
 )
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="default: auto.")
+@click.option(
+    "--compile",
+    "compile_",
+    is_flag=True,
+    help="torch.compile the training forward (GPU runs; the first steps compile).",
+)
 @click.option("--resume", is_flag=True, help="Continue from the run folder's last checkpoint.")
-def train(recipe_name, resume, encoder, decoder, no_pretrained, gan_steps, gan_minutes, **options) -> None:
+def train(recipe_name, resume, encoder, decoder, no_pretrained, gan_steps, gan_minutes, compile_, **options) -> None:
     """Train a colorizer (a student, or the GAN teacher) on a folder of colour images."""
     from dataclasses import replace
+
+    options["compile"] = True if compile_ else None
 
     from training.config import RECIPES, recipe
     from training.train import train as run_training
@@ -147,6 +155,7 @@ def _finetune_options(fn):
             help="Time budget per training run: the step count is fixed to what fits (--steps the most).",
         ),
         click.option("--workers", type=click.IntRange(0, 64), default=0, help="Data-loading processes (GPU runs)."),
+        click.option("--compile", is_flag=True, help="torch.compile the training forward (GPU runs)."),
         click.option("--lr", type=click.FloatRange(0, min_open=True), default=5e-4, show_default=True),
         click.option("--batch-size", type=click.IntRange(1), default=12, show_default=True),
         click.option("--size", type=click.IntRange(16, 1024), default=160, show_default=True, help="Crop size."),

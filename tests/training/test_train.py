@@ -5,7 +5,8 @@ import pytest
 import torch
 from PIL import Image
 
-from edge_colorizer.checkpoint import load_checkpoint, load_model
+from edge_colorizer.checkpoint import load_checkpoint, load_model, save_model
+from edge_colorizer.models import create_model
 from training.config import RECIPES, Stage, TrainConfig, recipe
 from training.loop import cosine_lr, lr_at
 from training.train import train
@@ -224,3 +225,58 @@ def test_a_subset_with_cutouts_trains_on_that_share(tmp_path, tiny_pool):
         tiny_cfg(tmp_path, tiny_pool, cutout_prob=1.5)
     with pytest.raises(ValueError, match="subset"):
         tiny_cfg(tmp_path, tiny_pool, subset=0.0)
+
+
+def _small_teacher(tmp_path):
+    torch.manual_seed(1)
+    path = tmp_path / "teacher.pt"
+    save_model(create_model("unet_s", head="bins", width=8, out_stride=2).eval(), path, input_size=32)
+    return path
+
+
+def test_compile_runs_the_training_forward_compiled_and_keeps_the_plain_weights(tmp_path, tiny_pool, monkeypatch):
+    """``compile``: the trainee's and the frozen teacher's forwards go through torch.compile (here a
+    recorder that counts the calls of what it was given); weights, EMA and checkpoint stay the plain
+    modules' (no ``_orig_mod.`` names), and the result is the uncompiled run's."""
+    import training.loop
+
+    calls = {}
+
+    def fake_compile(fn):
+        name = type(fn).__name__ if isinstance(fn, torch.nn.Module) else fn.__name__
+        calls[name] = 0
+
+        def counted(*args):
+            calls[name] += 1
+            return fn(*args)
+
+        return counted
+
+    monkeypatch.setattr(training.loop.torch, "compile", fake_compile)
+    teacher = str(_small_teacher(tmp_path))
+    plain = train(tiny_cfg(tmp_path / "a", tiny_pool, teacher=teacher, ema=0.9), **QUIET)
+    assert calls == {}
+    compiled = train(tiny_cfg(tmp_path / "b", tiny_pool, teacher=teacher, ema=0.9, compile=True), **QUIET)
+    assert calls == {"_Logits": 6, "logits": 6}  # one forward of each per step
+    a, b = load_checkpoint(plain.path)["state_dict"], load_checkpoint(compiled.path)["state_dict"]
+    assert a.keys() == b.keys() and not any("_orig_mod" in k for k in b)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_may_switch_compiling_on(tmp_path, tiny_pool, monkeypatch):
+    import training.loop
+
+    monkeypatch.setattr(training.loop.torch, "compile", lambda fn: fn)
+    train(tiny_cfg(tmp_path, tiny_pool), stop_after=3, **QUIET)
+    assert train(tiny_cfg(tmp_path, tiny_pool, compile=True), resume=True, **QUIET).finished
+
+
+@pytest.mark.slow
+def test_compiled_training_matches_the_plain_run(tmp_path, tiny_pool):
+    """The real torch.compile (inductor, on the CPU): same steps, same weights within float tolerance."""
+    plain = load_checkpoint(train(tiny_cfg(tmp_path / "a", tiny_pool, steps=3), **QUIET).path)["state_dict"]
+    compiled = train(tiny_cfg(tmp_path / "b", tiny_pool, steps=3, compile=True), **QUIET)
+    state = load_checkpoint(compiled.path)["state_dict"]
+    assert state.keys() == plain.keys()
+    worst = max(float((state[k].float() - plain[k].float()).abs().max()) for k in plain)
+    assert worst < 1e-3
