@@ -203,8 +203,8 @@ def test_train_gan_steps_0_drops_the_adversarial_stage(tmp_path, monkeypatch):
     assert [s.name for s in seen[0].stages()] == ["train"] and seen[0].subset == 0.5 and seen[0].seed == 3
     assert [s.name for s in seen[1].stages()] == ["pretrain", "gan"] and seen[1].gan.steps == 7
     assert not seen[0].compile
-    assert CliRunner().invoke(main, [*args, "--compile"]).exit_code == 0
-    assert seen[2].compile
+    assert CliRunner().invoke(main, [*args, "--compile", "--full-frame", "0.5"]).exit_code == 0
+    assert seen[2].compile and seen[2].full_frame == 0.5 and seen[0].full_frame == 0.0
 
 
 def test_compress_distill_passes_compile_to_its_training(tmp_path, monkeypatch):

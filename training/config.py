@@ -57,6 +57,7 @@ class TrainConfig:
     subset: float = 1.0  # share of ``data`` trained on, a stable hash-chosen subset (learning curves)
     cutouts: str = ""  # folder of photographic cut-outs (RGBA) pasted onto training crops; empty = none
     cutout_prob: float = 0.5  # share of training crops that get a cut-out
+    full_frame: float = 0.0  # share of training samples that are the whole photo squashed to the square
     val: str = ""  # validation photos: scored every val_every steps, the best weights kept
     out: str = "runs/student"
     model: str = "unet_s"
@@ -123,6 +124,8 @@ class TrainConfig:
             raise ValueError("distillation matches bin distributions: it needs loss 'bins'")
         if not 0.0 < self.subset <= 1.0:
             raise ValueError(f"subset must be in (0, 1], got {self.subset}")
+        if not 0.0 <= self.full_frame <= 1.0:
+            raise ValueError(f"full_frame must be in [0, 1], got {self.full_frame}")
         if not 0.0 <= self.cutout_prob <= 1.0:
             raise ValueError(f"cutout_prob must be in [0, 1], got {self.cutout_prob}")
         if self.minutes < 0 or self.workers < 0:

@@ -103,10 +103,12 @@ def train(
         fraction=cfg.subset,
         cutouts=cfg.cutouts or None,
         cutout_prob=cfg.cutout_prob,
+        full_frame=cfg.full_frame,
     )
     share = f" ({cfg.subset:.0%} subset)" if cfg.subset < 1 else ""
     pasted = f", {len(dataset.paste)} cut-outs pasted on {cfg.cutout_prob:.0%} of crops" if dataset.paste else ""
-    log(f"training on {len(dataset)} images from {cfg.data}{share}{pasted}")
+    whole = f", {cfg.full_frame:.0%} of samples whole photos" if cfg.full_frame else ""
+    log(f"training on {len(dataset)} images from {cfg.data}{share}{pasted}{whole}")
     if model is None:
         model = create_model(cfg.model, **cfg.model_args)
     teacher = load_teacher(cfg.teacher) if cfg.teacher else None

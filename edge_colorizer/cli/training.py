@@ -32,6 +32,12 @@ DECODERS = ("plain", "dynamic")
     default=None,
     help="Share of training crops that get a cut-out (with --cutouts; default 0.5).",
 )
+@click.option(
+    "--full-frame",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="Share of training samples that are whole photos squashed to the square (the view inference gives).",
+)
 @click.option("--val", type=click.Path(exists=True, file_okay=False), help="Validation photos: best weights are kept.")
 @click.option("--out", default=None, help="Run folder (checkpoints, logs, samples); default runs/<recipe>.")
 @click.option(

@@ -122,7 +122,9 @@ def rgb_uint8_to_l_ab(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 class ColorizationDataset(torch.utils.data.Dataset):
     """Yields uint8 crops and L-jitter factors (see :func:`training_pair`); random crops, flips and jitter
-    when ``train``, else centre crops."""
+    when ``train``, else centre crops. ``full_frame`` is the share of training samples that are the whole
+    photo resized to the square (its aspect squashed), the view the colorizer gives the network of any
+    frame, instead of a square crop of 45-100 % of the short side."""
 
     def __init__(
         self,
@@ -135,7 +137,11 @@ class ColorizationDataset(torch.utils.data.Dataset):
         fraction: float = 1.0,
         cutouts: str | Path | None = None,
         cutout_prob: float = 0.5,
+        full_frame: float = 0.0,
     ):
+        if not 0.0 <= full_frame <= 1.0:
+            raise ValueError(f"full_frame must be in [0, 1], got {full_frame}")
+        self.full_frame = full_frame
         self.size = size
         self.train = train
         self.min_scale = min_scale
@@ -151,9 +157,13 @@ class ColorizationDataset(torch.utils.data.Dataset):
         if not self.train:
             top, left = (h - self.size) // 2, (w - self.size) // 2
             return img[:, top : top + self.size, left : left + self.size]
-        side = round(min(h, w) * random.uniform(self.min_scale, 1.0))
-        top, left = random.randint(0, h - side), random.randint(0, w - side)
-        crop = img[:, top : top + side, left : left + side].float()
+        if self.full_frame and random.random() < self.full_frame:
+            # the whole photo squashed to the square, as the colorizer shows a frame to the network
+            crop = img.float()
+        else:
+            side = round(min(h, w) * random.uniform(self.min_scale, 1.0))
+            top, left = random.randint(0, h - side), random.randint(0, w - side)
+            crop = img[:, top : top + side, left : left + side].float()
         crop = F.interpolate(
             crop[None], size=(self.size, self.size), mode="bilinear", antialias=True, align_corners=False
         )[0]

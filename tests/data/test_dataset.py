@@ -134,3 +134,34 @@ def test_subset_is_stable_and_nested(tmp_path):
     assert len(load_pool(tmp_path, 16)) == 40
     with pytest.raises(ValueError, match="fraction"):
         load_pool(tmp_path, 16, fraction=0)
+
+
+def test_full_frame_samples_are_the_whole_photo_squashed_to_the_square(folder):
+    """``full_frame=1``: every sample is the whole (pool-sized) photo resized to size x size, mirrored or
+    not, which is how the colorizer shows any frame to the network; ``0`` draws nothing extra from the RNG."""
+    import torch.nn.functional as F
+
+    ds = ColorizationDataset(folder, size=48, train=True, full_frame=1.0, log=lambda *_: None)
+    whole = [
+        F.interpolate(img[None].float(), size=(48, 48), mode="bilinear", antialias=True, align_corners=False)[0]
+        .round()
+        .clamp(0, 255)
+        .to(torch.uint8)
+        for img in ds.images
+    ]
+    assert any(img.shape[1] != img.shape[2] for img in ds.images)  # chelsea and coffee: their aspect changes
+    seen_flip = set()
+    for _ in range(12):
+        for i in range(len(ds)):
+            rgb, _ = ds[i]
+            flipped = torch.equal(rgb, whole[i].flip(-1))
+            assert torch.equal(rgb, whole[i]) or flipped
+            seen_flip.add(flipped)
+    assert seen_flip == {True, False}
+    random.seed(5)
+    plain = [ColorizationDataset(folder, size=48, log=lambda *_: None)[i][0] for i in range(3)]
+    random.seed(5)
+    zero = [ColorizationDataset(folder, size=48, full_frame=0.0, log=lambda *_: None)[i][0] for i in range(3)]
+    assert all(torch.equal(a, b) for a, b in zip(plain, zero))
+    with pytest.raises(ValueError, match="full_frame"):
+        ColorizationDataset(folder, size=48, full_frame=1.5)
