@@ -1,13 +1,15 @@
-"""Turn a trained checkpoint into a release: choose the decoding temperature on validation photos and
-write the weights in fp16.
+"""Turn a trained checkpoint into a release: choose the decoding temperature (and, if asked, the network
+input size) on validation photos and write the weights in fp16.
 
     python -m training.release runs/teacher/model.pt --val data/val --out edge_colorizer/weights/teacher_gan.pt
 
 For a model with an ab-bins head, every temperature in ``--temperatures`` is scored on the validation
-photos (PSNR, LPIPS, colorfulness ratio); the one with the lowest LPIPS among those whose colorfulness
-ratio reaches ``--min-cf-ratio`` is stored in the checkpoint's model arguments, so loading the file
-rebuilds the model with it. The evaluation pool is never used here. The sweep is kept in the
-checkpoint (``release``) and printed as a Markdown table.
+photos (PSNR, LPIPS, colorfulness ratio) at the network size the model runs at (the one stored with it,
+else 256), or at each of ``--sizes``; the setting with the lowest LPIPS among those whose colorfulness
+ratio reaches ``--min-cf-ratio`` is stored in the checkpoint (the temperature in its model arguments,
+the size as its input size), so loading the file rebuilds the model as it was scored. The evaluation
+pool is never used here. The sweep is kept in the checkpoint (``release``) and printed as a Markdown
+table.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 import torch
 
 from edge_colorizer.checkpoint import load_checkpoint, model_from_checkpoint, save_model
-from edge_colorizer.colorizer import ColorizerModule
+from edge_colorizer.colorizer import DEFAULT_SIZE, ColorizerModule
 from edge_colorizer.evaluate import evaluate
 from edge_colorizer.metrics.lpips import LPIPS
 
@@ -36,6 +38,7 @@ class SweepRow:
     psnr_db: float
     lpips: float
     cf_ratio: float
+    size: int = DEFAULT_SIZE  # the network input size it was scored at
 
 
 def sweep(
@@ -43,17 +46,20 @@ def sweep(
     val: str | Path,
     temperatures: tuple[float, ...],
     lpips: LPIPS,
-    size: int = 256,
+    sizes: tuple[int, ...] = (DEFAULT_SIZE,),
     max_side: int = 512,
 ) -> list[SweepRow]:
-    """Validation scores of ``model`` at each temperature (one row if it has no temperature)."""
+    """Validation scores of ``model`` at each network size and temperature (one temperature row per
+    size if it has no temperature)."""
     has_t = hasattr(model, "temperature")
     rows = []
-    for t in temperatures if has_t else (None,):
-        if has_t:
-            model.temperature = t
-        r = evaluate({"m": ColorizerModule(model, size=size)}, val, max_side=max_side, include_gray=False, lpips=lpips)
-        rows.append(SweepRow(t, r[0].psnr_db, r[0].lpips, r[0].colorfulness_ratio))
+    for size in sizes:
+        for t in temperatures if has_t else (None,):
+            if has_t:
+                model.temperature = t
+            colorizer = ColorizerModule(model, size=size)
+            r = evaluate({"m": colorizer}, val, max_side=max_side, include_gray=False, lpips=lpips)
+            rows.append(SweepRow(t, r[0].psnr_db, r[0].lpips, r[0].colorfulness_ratio, size))
     return rows
 
 
@@ -74,35 +80,44 @@ def release(
     temperatures: tuple[float, ...] = DEFAULT_TEMPERATURES,
     min_cf_ratio: float = DEFAULT_MIN_CF_RATIO,
     log=print,
+    sizes: tuple[int, ...] | None = None,
 ) -> SweepRow:
+    """``sizes``: the network input sizes to choose from (default: the one the model runs at)."""
     ckpt = load_checkpoint(checkpoint)
     model = model_from_checkpoint(ckpt)
+    sizes = sizes or (int(ckpt.get("input_size") or DEFAULT_SIZE),)
+    bad = [s for s in sizes if not 16 <= s <= 1024 or s % 8]
+    if bad:
+        raise ValueError(f"network size {bad[0]}: must be 16-1024 and a multiple of 8")
     lpips = LPIPS("alex")
-    rows = sweep(model, val, temperatures, lpips)
+    rows = sweep(model, val, temperatures, lpips, sizes)
     chosen = None
     try:
         chosen = choose(rows, min_cf_ratio)
     finally:  # the sweep is shown either way: a refusal is read against it
-        log("| T | PSNR dB | LPIPS | CF ratio |\n|---|---|---|---|")
+        log("| size | T | PSNR dB | LPIPS | CF ratio |\n|---|---|---|---|---|")
         for r in rows:
             mark = " (chosen)" if r is chosen else ""
             t = "–" if r.temperature is None else f"{r.temperature:g}"
-            log(f"| {t}{mark} | {r.psnr_db:.2f} | {r.lpips:.4f} | {r.cf_ratio:.2f} |")
+            log(f"| {r.size} | {t}{mark} | {r.psnr_db:.2f} | {r.lpips:.4f} | {r.cf_ratio:.2f} |")
     if chosen.temperature is not None:
         model.temperature = chosen.temperature
         model.model_args = {**model.model_args, "temperature": chosen.temperature}
-    extra = {k: v for k, v in ckpt.items() if k not in ("format_version", "model_name", "model_args", "state_dict")}
+    skip = ("format_version", "model_name", "model_args", "state_dict", "input_size")
+    extra = {k: v for k, v in ckpt.items() if k not in skip}
     extra["release"] = {
         "source": str(checkpoint),
         "validation": str(val),
         "min_cf_ratio": min_cf_ratio,
-        "sweep": [[r.temperature, r.psnr_db, r.lpips, r.cf_ratio] for r in rows],
+        "sweep": [[r.temperature, r.psnr_db, r.lpips, r.cf_ratio, r.size] for r in rows],
     }
-    save_model(model, out, half=True, **extra)
+    save_model(model, out, half=True, input_size=chosen.size, **extra)
     # fp16 storage must not change what the model does
-    again = sweep(model_from_checkpoint(load_checkpoint(out)), val, (chosen.temperature,), lpips)[0]
+    released = load_checkpoint(out)
+    again = sweep(model_from_checkpoint(released), val, (chosen.temperature,), lpips, (released["input_size"],))[0]
     log(
-        f"wrote {out} ({Path(out).stat().st_size / 1e6:.1f} MB, fp16): validation PSNR {again.psnr_db:.2f} dB, "
+        f"wrote {out} ({Path(out).stat().st_size / 1e6:.1f} MB, fp16, network size {again.size}): validation PSNR "
+        f"{again.psnr_db:.2f} dB, "
         f"LPIPS {again.lpips:.4f}, CF ratio {again.cf_ratio:.2f}"
     )
     return chosen
@@ -115,10 +130,14 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--temperatures", default=",".join(f"{t:g}" for t in DEFAULT_TEMPERATURES))
     ap.add_argument("--min-cf-ratio", type=float, default=DEFAULT_MIN_CF_RATIO)
+    ap.add_argument(
+        "--sizes", default="", help="network input sizes to choose from, e.g. 160,256,320 (default: its own)"
+    )
     args = ap.parse_args()
     try:
         temps = tuple(float(t) for t in args.temperatures.split(","))
-        release(args.checkpoint, args.val, args.out, temps, args.min_cf_ratio)
+        sizes = tuple(int(s) for s in args.sizes.split(",")) if args.sizes else None
+        release(args.checkpoint, args.val, args.out, temps, args.min_cf_ratio, sizes=sizes)
     except (ValueError, OSError) as e:  # one line, no traceback: a refusal, an unreadable file
         ap.exit(1, f"release: {args.checkpoint}: {e}\n")
 

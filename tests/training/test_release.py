@@ -28,6 +28,7 @@ def test_release_stores_the_chosen_temperature_in_fp16(tmp_path, val_folder):
     assert ckpt["steps"] == 7 and ckpt["release"]["validation"] == str(val_folder)
     sweep = ckpt["release"]["sweep"]
     assert [row[0] for row in sweep] == [0.3, 1.0]
+    assert ckpt["input_size"] == 256 and [row[4] for row in sweep] == [256, 256]  # no size stored: the default
     assert chosen.lpips == min(row[2] for row in sweep)  # lowest LPIPS wins when colourful enough
     assert all(v.dtype == torch.float16 for v in ckpt["state_dict"].values() if v.is_floating_point())
     assert load_model(tmp_path / "rel.pt").temperature == chosen.temperature
@@ -74,3 +75,22 @@ def test_a_sepia_release_is_one_line_after_the_sweep_and_writes_nothing(tmp_path
     assert line.startswith(f"release: {src}: no temperature reaches colorfulness ratio 5.0 (best ")
     assert line.endswith("the model is sepia")
     assert "Traceback" not in captured.err and not out.exists()
+
+
+def test_release_sweeps_at_the_size_the_model_runs_at_or_chooses_one(tmp_path, val_folder):
+    """A model trained at 48 is scored at 48 (not at the default 256) unless sizes are given; the
+    chosen size is stored as the released file's input size, so it runs as it was scored."""
+    torch.manual_seed(0)
+    src = tmp_path / "model.pt"
+    save_model(create_model("unet_s", head="bins", width=8).eval(), src, input_size=48)
+    quiet = dict(min_cf_ratio=0.0, log=lambda *_: None)
+    own = release(src, val_folder, tmp_path / "own.pt", temperatures=(0.5,), **quiet)
+    assert own.size == 48 and load_checkpoint(tmp_path / "own.pt")["input_size"] == 48
+    chosen = release(src, val_folder, tmp_path / "rel.pt", temperatures=(0.3, 1.0), sizes=(32, 64), **quiet)
+    ckpt = load_checkpoint(tmp_path / "rel.pt")
+    assert [(row[4], row[0]) for row in ckpt["release"]["sweep"]] == [(32, 0.3), (32, 1.0), (64, 0.3), (64, 1.0)]
+    best = min(ckpt["release"]["sweep"], key=lambda row: row[2])
+    assert (chosen.size, chosen.temperature) == (best[4], best[0])
+    assert ckpt["input_size"] == chosen.size and load_model(tmp_path / "rel.pt").input_size == chosen.size
+    with pytest.raises(ValueError, match="multiple of 8"):
+        release(src, val_folder, tmp_path / "bad.pt", temperatures=(0.5,), sizes=(50,), **quiet)
