@@ -68,7 +68,7 @@ def choose(rows: list[SweepRow], min_cf_ratio: float) -> SweepRow:
     if not ok:
         best = max(r.cf_ratio for r in rows)
         raise ValueError(
-            f"no temperature reaches colorfulness ratio {min_cf_ratio} (best {best:.2f}): the model is sepia"
+            f"no temperature reaches colorfulness ratio {min_cf_ratio} (best {best:.3f}): the model is sepia"
         )
     return min(ok, key=lambda r: r.lpips)
 
