@@ -52,7 +52,7 @@ class BenchConfig:
     precisions: tuple[str, ...] = ("fp32",)
     data: str = ""
     out: str = "out/bench"
-    size: int = DEFAULT_SIZE  # network input size
+    size: int = 0  # network input size; 0 = each model's own (its stored size, else DEFAULT_SIZE)
     max_images: int = 0  # 0 = all
     max_side: int = 1920  # deploy protocol: photos larger than this are downscaled first
     time_height: int = 256
@@ -75,6 +75,7 @@ class Row:
     params: int = 0
     gmacs: float = 0.0
     size_mb: float = 0.0
+    net_size: int = 0  # the network input size the row ran at (0: not known)
     quality: dict[str, dict[str, float]] = field(default_factory=dict)  # protocol -> metric -> value
     p50_ms: float = float("nan")
     p95_ms: float = float("nan")
@@ -94,6 +95,10 @@ class ModelSpec:
     quality: bool  # False for random-weight peers
     artifact: Path | None = None  # an exported model (student-int8): measured in its own runtime only
     card: dict = field(default_factory=dict)  # what a compressed artifact's card says (params, parent)
+
+    def net_size(self, cfg: BenchConfig) -> int:
+        """The size a checkpoint runs at: ``--size`` if given, else the one stored with it, else the default."""
+        return cfg.size or getattr(self.net, "input_size", None) or DEFAULT_SIZE
 
 
 def resolve_model(spec: str) -> ModelSpec:
@@ -120,6 +125,7 @@ def artifact_row(spec: ModelSpec, views: dict, lpips: LPIPS, cfg: BenchConfig) -
     params = spec.card.get("params", 0)
     row = Row(spec.label, fmt.runtime, meta.get("precision", "?"), spec.note, params, spec.card.get("gmacs", 0.0))
     row.size_mb = artifact_size(spec.artifact)
+    row.net_size = int(meta.get("network_size", 0) or 0)  # fixed when it was exported
     if spec.card.get("parent"):
         row.note += f" of {spec.card['parent'].split(' (')[0]}"
     with load_format_module(fmt).Runner(spec.artifact, threads=cfg.threads, name=spec.label) as runner:
@@ -190,14 +196,15 @@ def make_runner(
     spec: ModelSpec, runtime: str, precision: str, cfg: BenchConfig, calibration: list[np.ndarray] | None = None
 ) -> tuple[BaseRunner, float]:
     """A runner and the size in MB of the artifact it runs; NotRun where the table or machine rules it out."""
-    colorizer = ColorizerModule(spec.net, size=cfg.size).eval()
+    size = spec.net_size(cfg)
+    colorizer = ColorizerModule(spec.net, size=size).eval()
     fmt = format_for_runtime(runtime)
     if fmt is None:
         if precision != "fp32":
             raise NotRun(f"torch runs fp32 only here (it is the reference), not {precision}")
-        size = spec.checkpoint.stat().st_size if spec.checkpoint else count_params(spec.net) * 4
+        nbytes = spec.checkpoint.stat().st_size if spec.checkpoint else count_params(spec.net) * 4
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        return TorchRunner(colorizer, device=device, name=f"{spec.label}/torch"), size / 1e6
+        return TorchRunner(colorizer, device=device, name=f"{spec.label}/torch"), nbytes / 1e6
     if precision not in fmt.precisions:
         raise NotRun(f"{fmt.name} has no {precision} (it has {', '.join(fmt.precisions)})")
     why = unavailable(fmt)
@@ -206,7 +213,7 @@ def make_runner(
     if precision in fmt.calibrated and not calibration:
         raise NotRun(f"{precision} needs calibration images (--calibration DIR)")
     safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in spec.label)
-    path = Path(cfg.out) / "artifacts" / f"{safe}_{cfg.size}_{precision}{fmt.suffix}"
+    path = Path(cfg.out) / "artifacts" / f"{safe}_{size}_{precision}{fmt.suffix}"
     exported = export_artifact(
         colorizer, fmt.name, path, precision, calibration, spec.label, spec.checkpoint, force=True
     )
@@ -270,13 +277,14 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = print) -> tuple[lis
                 rows.append(Row(spec.label, "?", "?", f"failed: {one_line(exc, with_type=False)}"))
             continue
         params = count_params(spec.net)
-        gmacs = count_macs(spec.net, cfg.size) / 1e9 if params else 0.0
-        reference = TorchRunner(ColorizerModule(spec.net, size=cfg.size).eval(), name=f"{spec.label}/reference")
+        size = spec.net_size(cfg)
+        gmacs = count_macs(spec.net, size) / 1e9 if params else 0.0
+        reference = TorchRunner(ColorizerModule(spec.net, size=size).eval(), name=f"{spec.label}/reference")
         # torch first: the order of the table
         for runtime in sorted(cfg.runtimes, key=lambda r: r != "torch"):
             for precision in cfg.precisions:
                 log(f"bench {spec.label} / {runtime} / {precision}")
-                row = Row(spec.label, runtime, precision, spec.note, params, gmacs)
+                row = Row(spec.label, runtime, precision, spec.note, params, gmacs, net_size=size if params else 0)
                 try:
                     runner, row.size_mb = make_runner(spec, runtime, precision, cfg, calibration)
                 except Exception as exc:  # NotRun, a failed export (parity gate), a missing SDK: a row
@@ -297,6 +305,7 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = print) -> tuple[lis
                         params,
                         gmacs,
                         row.size_mb,
+                        row.net_size,
                     )
                 rows.append(row)
     return rows, len(images)
@@ -309,6 +318,7 @@ COLUMNS = (
     "params",
     "GMACs",
     "size MB",
+    "net size",
     "LPIPS",
     "PSNR",
     "SSIM",
@@ -342,6 +352,7 @@ def table_rows(rows: list[Row], protocol: str) -> list[list[str]]:
                 f"{r.params / 1e6:.2f}M",
                 _fmt(r.gmacs, 2),
                 _fmt(r.size_mb, 2),
+                str(r.net_size) if r.net_size else "–",
                 _fmt(g("lpips", float("nan")), 4),
                 _fmt(g("psnr", float("nan")), 2),
                 _fmt(g("ssim", float("nan")), 4),
@@ -369,7 +380,7 @@ def environment(cfg: BenchConfig) -> dict:
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "timing": f"batch 1 at {cfg.time_height}x{cfg.time_width}, {cfg.warmup} warm-up + {cfg.repeats} timed runs "
         f"(perf_counter); img/s at batch {cfg.throughput_batch}",
-        "network_size": cfg.size,
+        "network_size": cfg.size or "each model's stored size (else 256): the 'net size' column",
     }
 
 
@@ -377,7 +388,9 @@ def markdown(rows: list[Row], cfg: BenchConfig, n_images: int) -> str:
     env = environment(cfg)
     lines = [
         f"Images: {n_images} from `{cfg.data}`. Timing: {env['timing']}; torch threads {env['threads']}; "
-        f"{env['processor']}; torch {env['torch']}; CUDA: {env['cuda'] or 'none'}.",
+        f"{env['processor']}; torch {env['torch']}; CUDA: {env['cuda'] or 'none'}. Network input: "
+        + (f"{cfg.size}x{cfg.size} for every checkpoint." if cfg.size else "each model's own ('net size').")
+        + " Artifacts run at the size they were exported at.",
         "",
     ]
     for protocol in PROTOCOLS:

@@ -143,7 +143,7 @@ def export(model, fmt, precision, size, out_path, calibration, calibration_image
 )
 @click.option("--data", required=True, type=click.Path(exists=True, file_okay=False), help="Folder of colour photos.")
 @click.option("--out", default="out/bench", show_default=True, help="Folder for results.md/csv/json and pareto.png.")
-@click.option("--size", default=256, show_default=True, help="Network input size.")
+@size_option("Network input size for every checkpoint; default: each one's stored size, else 256.")
 @click.option("--max-images", type=click.IntRange(0), default=0, show_default=True, help="Use the first N (0 = all).")
 @click.option(
     "--max-side",
@@ -191,7 +191,7 @@ def bench(
         precisions=precisions,
         data=data,
         out=out,
-        size=size,
+        size=size or 0,
         max_images=max_images,
         max_side=max_side,
         time_height=h,

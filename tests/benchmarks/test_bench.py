@@ -218,6 +218,36 @@ def test_an_exported_artifact_is_one_row_in_its_own_runtime(setup):
     rows, _ = run_bench(tiny_bench(root, "artifact", (str(artifact),), ("torch",)), log=lambda *_: None)
     assert [(r.model, r.runtime, r.precision) for r in rows] == [("tiny_fp16", "onnxruntime", "fp16")]
     assert rows[0].quality["paper"]["lpips"] > 0 and rows[0].p50_ms > 0 and "onnx artifact" in rows[0].note
+    assert rows[0].net_size == 32  # what the artifact says it was exported at
+
+
+def test_each_checkpoint_runs_at_its_stored_size_unless_size_is_given(setup, monkeypatch):
+    import benchmarks.bench as bench
+    from edge_colorizer.colorizer import ColorizerModule
+
+    root, data, _ = setup
+    stored = root / "stored48.pt"
+    save_model(create_model("unet_s", width=8).eval(), stored, input_size=48)
+    plain = root / "plain.pt"
+    save_model(create_model("unet_s", width=8).eval(), plain)
+    sizes = []
+    real = ColorizerModule.__init__
+
+    def spy(self, net, size=256, *a, **kw):
+        sizes.append(size)
+        real(self, net, size, *a, **kw)
+
+    monkeypatch.setattr(ColorizerModule, "__init__", spy)
+    own = tiny_bench(root, "own", ("gray", str(stored), str(plain)), size=0)
+    rows, _ = run_bench(own, log=lambda *_: None)
+    assert [r.net_size for r in rows] == [0, 48, 256] and 48 in sizes and 256 in sizes
+    md = bench.markdown(rows, own, 2)
+    cells = {line.split(" | ")[0].lstrip("| "): line.split(" | ")[6] for line in md.splitlines() if "| torch |" in line}
+    assert cells == {"gray (ab=0)": "–", "stored48": "48", "plain": "256"}
+    assert rows[1].gmacs == pytest.approx(count_macs(create_model("unet_s", width=8), 48) / 1e9)
+    sizes.clear()
+    forced, _ = run_bench(tiny_bench(root, "forced", (str(stored), str(plain)), size=32), log=lambda *_: None)
+    assert [r.net_size for r in forced] == [32, 32] and set(sizes) == {32}
 
 
 def test_pareto_front_keeps_rows_no_faster_row_beats():
