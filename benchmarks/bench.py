@@ -25,8 +25,9 @@ from PIL import Image
 from compress.card import CARD_SUFFIX
 from edge_colorizer.checkpoint import load_model
 from edge_colorizer.colorizer import DEFAULT_SIZE, ColorizerModule, GrayBaseline
+from edge_colorizer.evaluate import LPIPS_MIN_SIDE, read_truth, why_skipped
 from edge_colorizer.inference import BUNDLED, EDGE_MODEL, resolve_model_path
-from edge_colorizer.io import find_images, fit_long_side, one_line, read_image
+from edge_colorizer.io import one_line, scan_inputs
 from edge_colorizer.metrics import ae, colorfulness, delta_e2000, mse, psnr, ssim
 from edge_colorizer.metrics.lpips import LPIPS, to_lpips_input
 from edge_colorizer.models import create_model, list_models
@@ -151,13 +152,20 @@ def time_runner(runner: BaseRunner, cfg: BenchConfig) -> tuple[float, float, flo
     return single.p50, single.p95, img_per_s
 
 
-def load_eval_images(cfg: BenchConfig) -> list[np.ndarray]:
-    paths = find_images([cfg.data])
-    if cfg.max_images:
-        paths = paths[: cfg.max_images]
+def load_eval_images(cfg: BenchConfig, log: Callable[[str], None] = print) -> list[np.ndarray]:
+    """The photos every row is scored on (the first ``max_images`` found); one that cannot serve as
+    ground truth (unreadable, gray, too small for LPIPS) is left out with one line, as ``evaluate`` does."""
+    scan = scan_inputs([cfg.data])
+    for problem in scan.problems:
+        if problem.kind != "empty":
+            log(f"skip {problem}")
+    found = scan.images[: cfg.max_images] if cfg.max_images else scan.images
     images = []
-    for p in paths:
-        images.append(fit_long_side(read_image(p).rgb, cfg.max_side))
+    for item in found:
+        try:
+            images.append(read_truth(item.path, cfg.max_side, min_side=LPIPS_MIN_SIDE))
+        except Exception as exc:  # one photo never ends the benchmark
+            log(f"skip {why_skipped(item.path, exc)}")
     if not images:
         raise ValueError(f"{cfg.data}: no images to benchmark on")
     return images
@@ -262,7 +270,7 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = print) -> tuple[lis
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(0)
-    images = load_eval_images(cfg)
+    images = load_eval_images(cfg, log)
     views = {"paper": [paper_view(x) for x in images], "deploy": images}
     calibration = load_calibration(cfg.calibration, cfg.calibration_images) if cfg.calibration else None
     lpips = LPIPS(cfg.lpips_net)

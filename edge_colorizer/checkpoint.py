@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -54,15 +57,35 @@ def save_model(model: nn.Module, path: str | Path, half: bool = False, **extra: 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path}: a folder, not a checkpoint file")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint not found")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path}: empty file (0 bytes), not a checkpoint")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about the pickle protocol of a foreign file
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for corrupt files and refused pickles
-        raise ValueError(f"{path}: not a readable checkpoint ({one_line(exc)})") from None
+        raise ValueError(f"{path}: {_unreadable(path, exc)}") from None
     if not isinstance(ckpt, dict) or "model_name" not in ckpt or "state_dict" not in ckpt:
         raise ValueError(f"{path}: not an edge-colorizer checkpoint (no model_name/state_dict)")
     return ckpt
+
+
+def _unreadable(path: Path, exc: Exception) -> str:
+    """Why torch could not load ``path``, in words a user can act on (torch's own messages are about its
+    internals, and for a refused pickle they suggest turning the safety check off)."""
+    refused = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+    if refused:
+        return (
+            f"refused: the file stores Python objects ({refused.group(1)}), not only tensors "
+            "(checkpoints are loaded with weights_only=True)"
+        )
+    if zipfile.is_zipfile(path) or "central directory" in str(exc):
+        return f"a damaged torch file: truncated, or changed after it was saved ({type(exc).__name__})"
+    return "not a torch checkpoint file (torch.save writes a zip archive; this is not one)"
 
 
 def _without_legacy(model: nn.Module, entries: dict, expected: dict) -> dict:

@@ -42,6 +42,32 @@ def _is_gray(rgb: np.ndarray) -> bool:
     return bool((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all())
 
 
+def read_truth(path: Path, max_side: int | None, max_pixels: int | None = DEFAULT_MAX_PIXELS, min_side: int = 0):
+    """A photo as ground truth, its long side fitted to ``max_side``; a one-line ValueError naming it
+    when it cannot serve: unreadable, gray (R = G = B: no colour to compare with, PSNR infinite), or
+    under ``min_side`` px on the short side (LPIPS needs :data:`LPIPS_MIN_SIDE`)."""
+    name = shown(path)
+    truth = fit_long_side(read_image(path, max_pixels=max_pixels).rgb, max_side)
+    if _is_gray(truth):
+        raise ValueError(f"{name}: a gray photo (R = G = B), no colour to score a colorizer against")
+    if min(truth.shape[:2]) < min_side:
+        raise ValueError(
+            f"{name}: {truth.shape[1]}x{truth.shape[0]} px (after --max-side) is too small for LPIPS "
+            f"(needs {min_side} px on the short side; --no-lpips scores it)"
+        )
+    return truth
+
+
+def why_skipped(path: Path, exc: Exception) -> str:
+    """The one line for a photo that could not be scored (``read_truth``'s reasons name the file)."""
+    name = shown(path)
+    if is_out_of_memory(exc):
+        return f"{name}: out of memory; skipped"
+    if isinstance(exc, ValueError) and str(exc).startswith(name + ":"):
+        return str(exc)
+    return f"{name}: failed ({one_line(exc)})"
+
+
 def _scored(
     colorizers: dict[str, ArrayColorizer], truth: np.ndarray, lpips: torch.nn.Module | None
 ) -> dict[str, tuple[float, float, float]]:
@@ -91,23 +117,11 @@ def evaluate(
     for found in scan.images:
         path, name = found.path, shown(found.path)
         try:
-            truth = fit_long_side(read_image(path, max_pixels=max_pixels).rgb, max_side)
-            if _is_gray(truth):
-                raise ValueError(f"{name}: a gray photo (R = G = B), no colour to score a colorizer against")
-            if lpips is not None and min(truth.shape[:2]) < LPIPS_MIN_SIDE:
-                raise ValueError(
-                    f"{name}: {truth.shape[1]}x{truth.shape[0]} px (after --max-side) is too small for LPIPS "
-                    f"(needs {LPIPS_MIN_SIDE} px on the short side; --no-lpips scores it)"
-                )
+            truth = read_truth(path, max_side, max_pixels, LPIPS_MIN_SIDE if lpips is not None else 0)
             rows = _scored(runs, truth, lpips)
             cf = colorfulness(truth)
         except Exception as exc:  # one photo never ends the run
-            if is_out_of_memory(exc):
-                on_skip(f"{name}: out of memory; skipped")
-            elif isinstance(exc, ValueError) and str(exc).startswith(name + ":"):
-                on_skip(str(exc))
-            else:
-                on_skip(f"{name}: failed ({one_line(exc)})")
+            on_skip(why_skipped(path, exc))
             continue
         finally:
             truth = None

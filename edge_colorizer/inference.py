@@ -61,6 +61,8 @@ def resolve_model_path(model: str) -> Path:
     path = Path(model)
     if path.suffix in (".pt", ".pth") or path.exists():
         return path
+    if path.suffix or len(path.parts) > 1:  # a file's path, not a name
+        raise FileNotFoundError(f"{model}: not found")
     raise ValueError(f"{model!r} is neither a bundled model ({', '.join(BUNDLED)}) nor a checkpoint file")
 
 

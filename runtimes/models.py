@@ -11,6 +11,7 @@ import numpy as np
 
 from edge_colorizer.colorizer import ColorizerModule
 from edge_colorizer.inference import load_colorizer, resolve_model_path
+from edge_colorizer.io import one_line
 from runtimes.formats import FORMATS, Format, load_format_module
 from runtimes.runners import INPUT_NAME, OUTPUT_NAME, BaseRunner
 
@@ -40,7 +41,14 @@ class ArtifactColorizer:
     def __init__(self, path: Path, fmt: Format, threads: int = 0):
         self.path, self.format = path, fmt
         self.runner: BaseRunner = load_format_module(fmt).Runner(path, threads=threads, name=path.name)
-        self.runner.__enter__()
+        try:
+            self.runner.__enter__()
+        except ImportError:  # the runtime is missing: its own one-line message
+            raise
+        except Exception as exc:  # a damaged or foreign file: the runtimes raise their own types
+            raise ValueError(
+                f"{path}: not a valid {fmt.name} model for {fmt.runtime} ({one_line(exc, limit=160)})"
+            ) from None
         _, self.height, self.width, _ = self.runner.inputs[0].shape
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:

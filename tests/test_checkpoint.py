@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -154,9 +156,39 @@ class Payload:
 def test_a_refused_pickle_is_reported_in_one_line(tmp_path):
     path = tmp_path / "pickle.pt"
     torch.save({"model_name": "unet_s", "state_dict": {}, "x": Payload()}, path)
-    with pytest.raises(ValueError, match="not a readable checkpoint") as info:
+    with pytest.raises(ValueError, match=r"refused: the file stores Python objects \(.*Payload\)") as info:
         load_checkpoint(path)
-    assert "\n" not in str(info.value)
+    assert "\n" not in str(info.value) and "weights_only=False" not in str(info.value)
+
+
+def test_files_that_are_no_checkpoint_say_what_they_are(tmp_path, recwarn):
+    import pickle
+
+    good = tmp_path / "good.pt"
+    torch.save({"x": torch.ones(3)}, good)
+    whole = good.read_bytes()
+    cases = {
+        "photo.pt": Path(__file__).parents[1].joinpath("examples", "coffee_gray.jpg").read_bytes(),
+        "text.pt": b"hello world\n",
+        "pickle.pt": pickle.dumps({"a": 1}, protocol=4),
+        "random.pt": bytes(range(256)) * 8,
+        "cut.pt": whole[: len(whole) // 2],
+        "empty.pt": b"",
+    }
+    reasons = {}
+    for name, data in cases.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(ValueError) as info:
+            load_checkpoint(tmp_path / name)
+        assert str(info.value).startswith(f"{tmp_path / name}: ") and "\n" not in str(info.value)
+        reasons[name] = str(info.value).split(": ", 1)[1]
+    for name in ("photo.pt", "text.pt", "pickle.pt", "random.pt"):
+        assert reasons[name].startswith("not a torch checkpoint file"), reasons
+    assert reasons["cut.pt"].startswith("a damaged torch file") and reasons["empty.pt"].startswith("empty file")
+    (tmp_path / "folder.pt").mkdir()
+    with pytest.raises(ValueError, match="a folder, not a checkpoint file"):
+        load_checkpoint(tmp_path / "folder.pt")
+    assert not [w for w in recwarn if "pickle" in str(w.message)]  # torch's warning does not reach the user
 
 
 def test_checkpoints_from_before_the_classifier_left_the_teacher_still_load(tmp_path):

@@ -67,6 +67,9 @@ def test_refuses_to_overwrite_inputs(tmp_path, inputs, tiny_ckpt):
 def test_unknown_model_and_missing_input(tmp_path, inputs, tiny_ckpt):
     result = run("colorize", inputs, "--out", tmp_path / "o", "--model", "no-such-model")
     assert result.exit_code != 0 and "neither a bundled model" in result.output
+    gone = tmp_path / "gone.onnx"  # a file's path that does not exist is "not found", whatever its suffix
+    result = run("colorize", inputs, "--out", tmp_path / "o", "--model", gone)
+    assert result.exit_code == 1 and result.stderr.strip() == f"Error: {gone}: not found"
     # a missing path is one line; the other inputs are still colorized
     result = run(
         "colorize", tmp_path / "missing.png", inputs / "cat.jpg", "--out", tmp_path / "o", "--model", tiny_ckpt
@@ -97,7 +100,7 @@ class Smuggled:
         (lambda c: {"model_args": {"width": 8, "colour": 3}}, "cannot rebuild model 'unet_s'"),
         (lambda c: {"model_name": "unet_xl"}, "cannot rebuild model 'unet_xl'"),
         (lambda c: {"state_dict": {k + "_renamed": v for k, v in c["state_dict"].items()}}, "weights do not match"),
-        (lambda c: {"pickle": Smuggled()}, "not a readable checkpoint"),
+        (lambda c: {"pickle": Smuggled()}, "refused: the file stores Python objects (tests.test_cli.Smuggled)"),
     ],
 )
 def test_forged_checkpoints_are_one_line_through_the_cli(tmp_path, inputs, tiny_ckpt, forge, words):
@@ -109,6 +112,24 @@ def test_forged_checkpoints_are_one_line_through_the_cli(tmp_path, inputs, tiny_
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"Error: {path}: ") and words in lines[0], result.stderr
     assert not (tmp_path / "o").exists()  # refused before any image
+
+
+def test_an_out_that_is_a_file_is_one_line(tmp_path, inputs, tiny_ckpt):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    result = run("colorize", inputs, "--out", afile, "--model", tiny_ckpt, "--size", 64)
+    assert result.exit_code == 1 and result.stderr.strip() == f"Error: {afile}: the output folder is a file"
+    assert afile.read_text() == "x"
+
+
+def test_a_folder_or_a_photo_as_model_is_one_line(tmp_path, inputs):
+    folder = run("colorize", inputs, "--out", tmp_path / "o", "--model", inputs)
+    assert folder.exit_code == 1 and folder.stderr.strip() == f"Error: {inputs}: a folder, not a checkpoint file"
+    photo = run("colorize", inputs, "--out", tmp_path / "o", "--model", inputs / "cat.jpg")
+    assert photo.exit_code == 1 and photo.stderr.strip().startswith(
+        f"Error: {inputs / 'cat.jpg'}: not a torch checkpoint"
+    )
+    assert not (tmp_path / "o").exists()
 
 
 def test_missing_checkpoint_is_one_line(tmp_path, inputs):
@@ -228,3 +249,25 @@ def test_compress_distill_passes_compile_to_its_training(tmp_path, monkeypatch):
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert seen[0].train.compile
+
+
+def test_stop_after_step_asks_first_and_stops_on_the_second_signal():
+    import os
+    import signal
+    import threading
+
+    from edge_colorizer.cli.common import Stopped, end_if_stopped, stop_after_step
+
+    event = threading.Event()
+    with pytest.raises(Stopped) as second:
+        with stop_after_step(event) as got:
+            os.kill(os.getpid(), signal.SIGTERM)  # handled between bytecodes: at once on the main thread
+            assert got == [signal.SIGTERM] and event.is_set()
+            os.kill(os.getpid(), signal.SIGTERM)
+            pytest.fail("the second signal did not stop")
+    assert second.value.code == 128 + signal.SIGTERM and not event.is_set()  # cleared for the next command
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # the previous handler is back
+    end_if_stopped(got, lambda: False)  # finished anyway: the command ends normally
+    with pytest.raises(SystemExit) as ended:
+        end_if_stopped(got, lambda: True)
+    assert ended.value.code == 128 + signal.SIGTERM

@@ -6,7 +6,9 @@ step, the optional EMA update. Around it, written once: device and DistributedDa
 ``torchrun``: NCCL on GPUs, gloo on CPUs, a DistributedSampler), bf16 autocast on CUDA, the learning
 rate schedule, the CSV/TensorBoard/W&B log, PNG sample grids, validation with keep-best and early
 stopping, and atomic checkpoints of everything (weights, optimiser, EMA, objective state, RNG, step)
-so a run killed with SIGKILL continues exactly with ``resume=True``.
+so a run killed with SIGKILL continues exactly with ``resume=True``. A stop asked for while it runs
+(:data:`STOP`, set by the command line on SIGINT/SIGTERM/SIGHUP) ends the stage after the current step
+with its state saved, so nothing since the last periodic checkpoint is lost.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import dataclasses
 import math
 import os
 import random
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +42,15 @@ from training.objectives import LOG_TERMS, Batch, Objective, Trainee
 
 LOG_FILE = "log.csv"
 VAL_FILE = "val.csv"
+# set from outside (a signal handler) to end the running stage after its current step, state saved
+STOP = threading.Event()
+
+
+def _ignore_stop_signals(worker_id: int) -> None:
+    """Loader processes leave SIGINT/SIGTERM to the main process, which stops after its step and then
+    shuts them down (a worker killed by Ctrl-C mid-batch would fail the loader before the save)."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
 
 
 def state_file(stage: str) -> str:
@@ -346,6 +359,7 @@ def run_stage(
         num_workers=cfg.workers,
         persistent_workers=cfg.workers > 0,
         pin_memory=device.type == "cuda",
+        worker_init_fn=_ignore_stop_signals if cfg.workers > 0 else None,
     )
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda" and cfg.amp)
 
@@ -388,6 +402,15 @@ def run_stage(
             },
             state_path,
         )
+
+    def stop_requested() -> bool:
+        """:data:`STOP` on any rank stops every rank at the same step (their collectives stay matched)."""
+        flag = STOP.is_set()
+        if distributed:
+            t = torch.tensor([int(flag)], device=device)
+            dist.all_reduce(t, op=dist.ReduceOp.MAX)
+            flag = bool(t.item())
+        return flag
 
     def run_validation() -> bool:
         """Score the weights; keep them if best. True when patience is exhausted."""
@@ -506,6 +529,8 @@ def run_stage(
                 progress.update(task, completed=step)
                 if stopped_early:
                     log(f"{stage.name}: stopped early at step {step}: no better validation in {cfg.patience} rounds")
+                if stop_requested():
+                    last_step = step
                 if stopped_early or step >= last_step:
                     break  # before the loader draws the next batch's random crops: the saved RNG state is exact
     if tb is not None:

@@ -83,11 +83,11 @@ def train(
     final checkpoint beside the weights (a compression card, say).
     """
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
     stages = cfg.stages()
     rank, _ = dist_info()
     if resume and not any((out / state_file(s.name)).exists() for s in stages):
         raise FileNotFoundError(f"{out}: nothing to resume from (no {state_file(stages[0].name)})")
+    out.mkdir(parents=True, exist_ok=True)  # after the refusal: a mistyped --resume folder is not created
     if not resume and rank == 0:
         # a fresh run in a used folder: the old run's states and logs must not mix with this one's
         for name in [state_file(s.name) for s in stages] + [LOG_FILE, VAL_FILE]:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import click
@@ -90,14 +91,7 @@ def stop_cleanly() -> Iterator[None]:
     def handler(signum, frame):
         raise Stopped(signum)
 
-    previous = {}
-    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None), signal.SIGINT):
-        if sig is None:
-            continue
-        try:
-            previous[sig] = signal.signal(sig, handler)
-        except ValueError:  # not the main thread (an embedding application): leave signals alone
-            pass
+    previous = _install(handler)
     try:
         yield
     except Stopped as stop:
@@ -106,6 +100,51 @@ def stop_cleanly() -> Iterator[None]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+def _install(handler) -> dict:
+    previous = {}
+    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None), signal.SIGINT):
+        if sig is None:
+            continue
+        try:
+            previous[sig] = signal.signal(sig, handler)
+        except ValueError:  # not the main thread (an embedding application): leave signals alone
+            pass
+    return previous
+
+
+@contextmanager
+def stop_after_step(event: threading.Event) -> Iterator[list[int]]:
+    """For resumable work (training): the first SIGTERM, SIGHUP or Ctrl-C sets ``event``, which the
+    work checks at its safe points (the training loop: after each step, then it saves its state and
+    returns unfinished); a second one stops at once (:class:`Stopped`, as :func:`stop_cleanly`).
+    Yields the list that receives the signal's number, for the command to end with 128 + it."""
+    got: list[int] = []
+
+    def handler(signum, frame):
+        if got:
+            raise Stopped(signum)
+        got.append(signum)
+        event.set()
+        say(f"{signal.Signals(signum).name}: stopping after the current step, with its state saved (again: at once)")
+
+    event.clear()
+    previous = _install(handler)
+    try:
+        yield got
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+        event.clear()
+
+
+def end_if_stopped(got: list[int], unfinished: Callable[[], bool]) -> None:
+    """After :func:`stop_after_step`: one line and exit 128 + signal if the stop left the work unfinished
+    (``unfinished()`` asks the work's result; work that finished anyway ends normally)."""
+    if got and unfinished():
+        say(f"stopped by {signal.Signals(got[0]).name}; the state is saved: continue with --resume")
+        raise SystemExit(128 + got[0])
 
 
 @contextmanager

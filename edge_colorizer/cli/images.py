@@ -23,7 +23,7 @@ from edge_colorizer.io import shown
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True)
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option("--out", "out_dir", required=True, help="Output folder.")
 @click.option(
     "--model",
     default=DEFAULT_MODEL,

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from edge_colorizer.cli import main
-from edge_colorizer.cli.common import say, size_option, threads_option
+from edge_colorizer.cli.common import say, size_option, stop_cleanly, threads_option
 from edge_colorizer.inference import EDGE_MODEL
 from runtimes.formats import FORMATS, RUNTIMES
 
@@ -95,23 +95,24 @@ def export(model, fmt, precision, size, out_path, calibration, calibration_image
         raise click.UsageError(str(exc)) from None
     default_name = f"{Path(model).stem}{'' if precision == 'fp32' else '_' + precision}{spec.suffix}"
     path = Path(out_path) if out_path else Path(default_name)
-    try:
-        require_checkpoint(model, "export")
-        colorizer = load_colorizer(model, size=size)
-        images = _calibration(calibration, calibration_images)
-        exported = export_artifact(
-            colorizer,
-            fmt,
-            path,
-            precision,
-            images,
-            model_name=model,
-            checkpoint=resolve_model_path(model),
-            force=force,
-            shape=hw,
-        )
-    except (ValueError, OSError, RuntimeError, ImportError) as exc:
-        raise click.ClickException(str(exc)) from None
+    with stop_cleanly():
+        try:
+            require_checkpoint(model, "export")
+            colorizer = load_colorizer(model, size=size)
+            images = _calibration(calibration, calibration_images)
+            exported = export_artifact(
+                colorizer,
+                fmt,
+                path,
+                precision,
+                images,
+                model_name=model,
+                checkpoint=resolve_model_path(model),
+                force=force,
+                shape=hw,
+            )
+        except (ValueError, OSError, RuntimeError, ImportError) as exc:
+            raise click.ClickException(str(exc)) from None
     limit = spec.tolerances[precision]
     click.echo(
         f"wrote {exported.path} ({fmt}, {precision}); parity vs torch: max {exported.parity.max_abs} "
@@ -185,6 +186,12 @@ def bench(
     )
     if needs and not calibration:
         raise click.UsageError(f"precision {', '.join(needs)} needs calibration images: pass --calibration DIR")
+    from edge_colorizer.inference import prepare_output_folder
+
+    try:  # before the run, not after its minutes
+        prepare_output_folder(out)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
     cfg = BenchConfig(
         models=tuple(m for m in models.split(",") if m),
         runtimes=runtimes_,
@@ -202,11 +209,12 @@ def bench(
         calibration=calibration or "",
         calibration_images=calibration_images,
     )
-    try:
-        rows, n_images = run_bench(cfg, log=say)
-        paths = write_outputs(rows, cfg, n_images)
-    except (ValueError, OSError, RuntimeError) as exc:
-        raise click.ClickException(str(exc)) from None
+    with stop_cleanly():
+        try:
+            rows, n_images = run_bench(cfg, log=say)
+            paths = write_outputs(rows, cfg, n_images)
+        except (ValueError, OSError, RuntimeError) as exc:
+            raise click.ClickException(str(exc)) from None
     click.echo(markdown(rows, cfg, n_images))
     click.echo(f"wrote {', '.join(str(p) for p in paths.values())}")
     if fail_above_lpips is not None:

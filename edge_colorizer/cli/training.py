@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import click
 
 from edge_colorizer.cli import main
-from edge_colorizer.cli.common import say
+from edge_colorizer.cli.common import end_if_stopped, progress_bar, say, stop_after_step, stop_cleanly
 
 # encoder/decoder choices of the teacher's generator; options of models that take them
 ENCODERS = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "vgg16", "resnet18")
@@ -90,6 +92,7 @@ def train(recipe_name, resume, encoder, decoder, no_pretrained, gan_steps, gan_m
     options["compile"] = True if compile_ else None
 
     from training.config import RECIPES, recipe
+    from training.loop import STOP
     from training.train import train as run_training
 
     if recipe_name not in RECIPES:
@@ -125,9 +128,11 @@ def train(recipe_name, resume, encoder, decoder, no_pretrained, gan_steps, gan_m
             **options,
         )
         cfg = replace(cfg, gan=gan)
-        run_training(cfg, resume=resume, log=say)
+        with stop_cleanly(), stop_after_step(STOP) as got:
+            run = run_training(cfg, resume=resume, log=say)
     except (ValueError, FileNotFoundError, KeyError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from None
+    end_if_stopped(got, lambda: not run.finished)
 
 
 @main.group()
@@ -142,10 +147,19 @@ def data_prepare(out, cache) -> None:
     """Build the pools from Debian packages (apt-get download + dpkg -x; nothing is installed)."""
     from edge_colorizer.data.sources import prepare
 
-    try:
-        prepare(out, cache=cache, log=say)
-    except (RuntimeError, OSError) as exc:
-        raise click.ClickException(str(exc)) from None
+    with stop_cleanly(), progress_bar() as progress:
+        task = progress.add_task("packages", total=None)
+
+        done = [0]
+
+        def started(name: str, total: int) -> None:  # the bar counts the packages done, names the one begun
+            progress.update(task, total=total, completed=done[0], description=name)
+            done[0] += 1
+
+        try:
+            prepare(out, cache=cache, log=say, on_package=started)
+        except (RuntimeError, OSError) as exc:
+            raise click.ClickException(str(exc)) from None
 
 
 def _finetune_options(fn):
@@ -212,6 +226,7 @@ def compress() -> None:
 def compress_prune(model, out, ratio, target_gmacs, rounds, importance, round_to, distill, teacher, resume, **ft):
     """Structured channel pruning, then fine-tuning through the training loop, in rounds."""
     from compress.prune import PruneConfig, prune
+    from training.loop import STOP
 
     if ratio is not None and target_gmacs is not None:
         raise click.UsageError("--ratio and --target-gmacs are alternatives: give one")
@@ -230,9 +245,11 @@ def compress_prune(model, out, ratio, target_gmacs, rounds, importance, round_to
             distill=distill,
             teacher=teacher,
         )
-        prune(cfg, resume=resume, log=say)
+        with stop_cleanly(), stop_after_step(STOP) as got:
+            result = prune(cfg, resume=resume, log=say)
     except (ValueError, FileNotFoundError, KeyError, RuntimeError, ImportError) as exc:
         raise click.ClickException(str(exc)) from None
+    end_if_stopped(got, lambda: not result.finished)
 
 
 @compress.command("distill")
@@ -252,6 +269,7 @@ def compress_prune(model, out, ratio, target_gmacs, rounds, importance, round_to
 def compress_distill(teacher, student, width, out, baseline, resume, **ft):
     """Knowledge distillation of TEACHER's ab-bin distributions into a student."""
     from compress.distill import DistillConfig, distill
+    from training.loop import STOP
 
     try:
         cfg = DistillConfig(
@@ -262,9 +280,11 @@ def compress_distill(teacher, student, width, out, baseline, resume, **ft):
             student_args={"width": width} if width else {},
             baseline=baseline,
         )
-        distill(cfg, resume=resume, log=say)
+        with stop_cleanly(), stop_after_step(STOP) as got:
+            report = distill(cfg, resume=resume, log=say)
     except (ValueError, FileNotFoundError, KeyError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from None
+    end_if_stopped(got, lambda: not report)
 
 
 @compress.command("quantize")
@@ -286,6 +306,7 @@ def compress_quantize(
 ):
     """INT8 of the network (post-training, or after quantization-aware fine-tuning), refused beyond --budget."""
     from compress.quantize import QuantizeConfig, quantize
+    from training.loop import STOP
 
     if resume and not qat_steps:
         raise click.UsageError("--resume continues a quantization-aware fine-tuning: it needs --qat-steps")
@@ -317,6 +338,9 @@ def compress_quantize(
             qat=qat,
             threads=threads,
         )
-        quantize(cfg, resume=resume, log=say)
+        # only a quantization-aware fine-tuning has steps to stop after; the rest stops at once
+        with stop_cleanly(), stop_after_step(STOP) if qat else nullcontext([]) as got:
+            result = quantize(cfg, resume=resume, log=say)
     except (ValueError, FileNotFoundError, KeyError, RuntimeError, ImportError) as exc:
         raise click.ClickException(str(exc)) from None
+    end_if_stopped(got, lambda: result.path is None)

@@ -635,9 +635,12 @@ def prepare(
     train_packages: tuple[str, ...] = TRAIN_PACKAGES,
     eval_packages: tuple[str, ...] = EVAL_PACKAGES,
     cutout_packages: tuple[str, ...] = CUTOUT_PACKAGES,
+    on_package: Callable[[str, int], None] | None = None,
 ) -> list[ManifestEntry]:
     """Build ``out/train``, ``out/val``, ``out/eval``, ``out/cutouts`` and ``out/manifest.json``; returns the
-    manifest entries."""
+    manifest entries. ``on_package(name, total)`` is called as each package is started (a progress bar)."""
+    total = len(eval_packages) + len(train_packages) + len(cutout_packages)
+    started = on_package or (lambda name, total: None)
     out = Path(out)
     cache = Path(cache) if cache else default_cache_dir()
     entries: list[ManifestEntry] = []
@@ -647,6 +650,7 @@ def prepare(
     # evaluation first, so that a picture found in both pools stays out of training
     plan = [("eval", p) for p in eval_packages] + [("train", p) for p in train_packages]
     for pool, package in plan:
+        started(package, total)
         root = fetch_package(package, cache)
         max_side = EVAL_MAX_SIDE if pool == "eval" else TRAIN_MAX_SIDE
         for cand in iter_candidates(root, package):
@@ -697,7 +701,7 @@ def prepare(
                     height=rgb.height,
                 )
             )
-    entries += _prepare_cutouts(out, cache, cutout_packages, log)
+    entries += _prepare_cutouts(out, cache, cutout_packages, log, lambda name: started(name, total))
     for a in SPLITS:  # guarded above; never expected
         keys = {e.source_sha256 for e in entries if e.split == a}
         if any(e.source_sha256 in keys for e in entries if e.split != a):
@@ -712,12 +716,15 @@ def prepare(
     return entries
 
 
-def _prepare_cutouts(out: Path, cache: Path, packages: tuple[str, ...], log) -> list[ManifestEntry]:
+def _prepare_cutouts(
+    out: Path, cache: Path, packages: tuple[str, ...], log, started: Callable[[str], None] = lambda name: None
+) -> list[ManifestEntry]:
     """``out/cutouts``: the curated photographic cut-outs as RGBA PNGs (long side at most CUTOUT_MAX_SIDE),
     exact duplicates dropped."""
     entries: list[ManifestEntry] = []
     seen: set[str] = set()
     for package in packages:
+        started(package)
         root = fetch_package(package, cache)
         for cand in PACKAGE_CUTOUTS[package](root):
             try:

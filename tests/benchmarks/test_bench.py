@@ -193,6 +193,20 @@ def test_onnxruntime_and_openvino_rows_in_fp32_and_fp16_with_parity(setup):
     assert table["onnxruntime", "fp32"].parity_max <= 2 and table["openvino", "fp32"].parity_max <= 2
 
 
+def test_cli_refuses_an_unusable_out_before_the_run(setup, monkeypatch):
+    import benchmarks.bench as bench
+
+    root, data, _ = setup
+    monkeypatch.setattr(bench, "run_bench", lambda *a, **k: pytest.fail("the run started"))
+    afile = root / "afile"
+    afile.write_text("x")
+    for out, why in ((afile, "the output folder is a file"), (afile / "x", "cannot create the output folder")):
+        result = CliRunner().invoke(main, ["bench", "--models", "gray", "--data", str(data), "--out", str(out)])
+        assert result.exit_code == 1 and result.stderr.startswith(f"Error: {out}: "), result.output
+        assert why in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert afile.read_text() == "x"
+
+
 def test_cli_rejects_unknown_runtimes_precisions_and_missing_calibration(setup):
     root, data, ckpt = setup
     base = ["bench", "--models", str(ckpt), "--data", str(data), "--out", str(root / "cli-bad")]
@@ -256,3 +270,26 @@ def test_pareto_front_keeps_rows_no_faster_row_beats():
     # within the tolerance a slower row is not a step of the front (same network, another runtime)
     assert pareto_front(points, tol=0.002) == [1, 0, 2, 5]
     assert pareto_front([]) == []
+
+
+def test_photos_that_cannot_serve_as_truth_are_skipped_with_a_line(setup, tmp_path):
+    root, data, _ = setup
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    for p in data.iterdir():
+        (mixed / p.name).write_bytes(p.read_bytes())
+    (mixed / "empty.jpg").write_bytes(b"")
+    Image.fromarray(np.full((64, 64), 120, np.uint8)).save(mixed / "gray.png")
+    lines = []
+    cfg = BenchConfig(models=("gray",), runtimes=("torch",), data=str(mixed), out=str(tmp_path / "o"), repeats=2)
+    from benchmarks.bench import load_eval_images
+
+    images = load_eval_images(cfg, lines.append)
+    assert len(images) == 2 and len(lines) == 2
+    assert any(line.startswith(f"skip {mixed / 'empty.jpg'}: ") for line in lines)
+    assert f"skip {mixed / 'gray.png'}: a gray photo (R = G = B), no colour to score a colorizer against" in lines
+    only_bad = tmp_path / "bad"
+    only_bad.mkdir()
+    (only_bad / "empty.jpg").write_bytes(b"")
+    with pytest.raises(ValueError, match="no images to benchmark on"):
+        load_eval_images(BenchConfig(data=str(only_bad)), lines.append)

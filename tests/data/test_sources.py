@@ -130,8 +130,12 @@ TRAIN = ("gcompris-qt-data", "kphotoalbum", "jigzo-data")
 def test_prepare_builds_disjoint_splits_and_manifest(tmp_path, fake_cache, monkeypatch):
     monkeypatch.setattr(sources, "VAL_EVERY", 10**9)  # no validation split here: see the test below
     out = tmp_path / "pools"
-    logs = []
-    entries = prepare(out, cache=fake_cache, log=logs.append, train_packages=TRAIN)
+    logs, begun = [], []
+    entries = prepare(
+        out, cache=fake_cache, log=logs.append, train_packages=TRAIN, on_package=lambda *a: begun.append(a)
+    )
+    total = len(sources.EVAL_PACKAGES) + len(TRAIN) + len(sources.CUTOUT_PACKAGES)
+    assert begun == [(p, total) for p in (*sources.EVAL_PACKAGES, *TRAIN, *sources.CUTOUT_PACKAGES)]  # the bar
     train = sorted(e.source_path.split("/")[-1] for e in entries if e.split == "train")
     evals = sorted(
         e.source_path.split("/")[-4] if "wallpapers" in e.source_path else e.source_path.split("/")[-1]

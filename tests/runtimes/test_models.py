@@ -66,3 +66,17 @@ def test_colorize_and_evaluate_take_an_artifact_and_export_refuses_one(tmp_path,
         main, ["export", "--model", str(artifact / "tiny.onnx"), "--out", str(tmp_path / "x.onnx")]
     )
     assert run.exit_code == 1 and "is an exported onnx model" in run.output
+
+
+def test_a_damaged_artifact_is_one_line_naming_it(artifact, tmp_path):
+    whole = (artifact / "tiny.onnx").read_bytes()
+    for name, data in (("cut.onnx", whole[: len(whole) // 3]), ("noise.onnx", bytes(range(256)) * 12)):
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(ValueError, match=rf"^{tmp_path / name}: not a valid onnx model for onnxruntime \(") as info:
+            open_colorizer(str(tmp_path / name))
+        assert "\n" not in str(info.value)
+    result = CliRunner().invoke(
+        main, ["colorize", str(tmp_path), "--out", str(tmp_path / "o"), "--model", str(tmp_path / "noise.onnx")]
+    )
+    assert result.exit_code == 1 and result.stderr.startswith(f"Error: {tmp_path / 'noise.onnx'}: not a valid onnx")
+    assert not (tmp_path / "o").exists()

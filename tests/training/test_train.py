@@ -75,6 +75,7 @@ def test_resume_continues_exactly(tmp_path, tiny_pool):
 def test_resume_refuses_other_config_or_missing_state(tmp_path, tiny_pool):
     with pytest.raises(FileNotFoundError, match="nothing to resume"):
         train(tiny_cfg(tmp_path, tiny_pool), resume=True, **QUIET)
+    assert not (tmp_path / "run").exists()  # the refused folder is not created
     train(tiny_cfg(tmp_path, tiny_pool), stop_after=3, **QUIET)
     with pytest.raises(ValueError, match=r"different configuration \(lr\)"):
         train(tiny_cfg(tmp_path, tiny_pool, lr=5e-3), resume=True, **QUIET)
@@ -280,3 +281,57 @@ def test_compiled_training_matches_the_plain_run(tmp_path, tiny_pool):
     assert state.keys() == plain.keys()
     worst = max(float((state[k].float() - plain[k].float()).abs().max()) for k in plain)
     assert worst < 1e-3
+
+
+def test_a_stop_request_saves_the_state_after_its_step_and_resume_continues_exactly(tmp_path, tiny_pool, monkeypatch):
+    import training.loop as loop
+
+    straight = train(tiny_cfg(tmp_path / "a", tiny_pool, batch_size=3, ckpt_every=100), **QUIET).path
+    cfg = tiny_cfg(tmp_path / "b", tiny_pool, batch_size=3, ckpt_every=100)  # no periodic state before the end
+    append = loop._append_csv
+
+    def stop_at_step_4(path, header, row):  # what a SIGTERM's handler does, at a known step
+        append(path, header, row)
+        if path.name == loop.LOG_FILE and int(row[1]) == 4:
+            loop.STOP.set()
+
+    monkeypatch.setattr(loop, "_append_csv", stop_at_step_4)
+    try:
+        run = train(cfg, **QUIET)
+    finally:
+        loop.STOP.clear()
+    assert not run.finished and not (tmp_path / "b" / "run" / "model.pt").exists()
+    assert torch.load(run.path, weights_only=False)["step"] == 4  # our own file: RNG states
+    monkeypatch.setattr(loop, "_append_csv", append)
+    resumed = train(cfg, resume=True, **QUIET).path
+    a, b = load_model(straight).state_dict(), load_model(resumed).state_dict()
+    assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6) for k in a)
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
+def test_a_signal_stops_training_with_its_state_saved(tmp_path, tiny_pool, signame):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "edge_colorizer.cli", "train", "--data", str(tiny_pool), "--out", str(out)]
+    args += ["--steps", "5000", "--batch-size", "2", "--size", "32", "--threads", "1", "--workers", "2"]
+    err = tmp_path / "stderr.txt"
+    with open(err, "w") as f:
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=f)
+    try:
+        deadline = time.monotonic() + 120
+        while "training on" not in err.read_text() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        time.sleep(2.0)  # some steps, well before the first periodic checkpoint (step 200)
+        proc.send_signal(getattr(signal, signame))
+        code = proc.wait(timeout=120)
+    finally:
+        proc.kill()
+    text = err.read_text()
+    assert code == 128 + getattr(signal, signame), text
+    assert "the state is saved: continue with --resume" in text.splitlines()[-1] and "Traceback" not in text
+    step = torch.load(out / "state_train.pt", weights_only=False)["step"]
+    assert 1 <= step < 200 and not (out / "model.pt").exists()
