@@ -25,6 +25,7 @@ from edge_colorizer.models import list_models
 from edge_colorizer.models.profile import count_macs, count_params
 from edge_colorizer.timing import time_ms
 from training.config import TrainConfig
+from training.loop import STOP
 from training.train import load_teacher, train
 
 
@@ -91,6 +92,9 @@ def distill(cfg: DistillConfig, resume: bool = False, log=print, stop_after: int
         if not run.finished:
             return {}
         results[label], steps = (run.model, run.seconds), run.steps
+    if STOP.is_set():  # a stop asked for during the last step: the scoring is the resumed run's
+        log("stopped after training; continue with --resume")
+        return {}
     teacher = load_teacher(cfg.teacher)
     student = results["distilled"][0]
     card = {

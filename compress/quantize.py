@@ -33,6 +33,7 @@ from runtimes.export import load_calibration
 from runtimes.formats import get_format, load_format_module
 from runtimes.runners import INPUT_NAME, OUTPUT_NAME
 from training.config import TrainConfig
+from training.loop import STOP
 
 
 class QuantizationRefused(ValueError):
@@ -167,6 +168,9 @@ def quantize(cfg: QuantizeConfig, resume: bool = False, log=print, stop_after: i
             return QuantizeResult(None, {})
         net, method = tuned.eval(), f"quantization-aware ({qat_cfg.steps} steps) + post-training calibration"
         save_model(net, out / "qat" / "model.pt", input_size=size)  # the QAT-tuned float weights, plain again
+        if STOP.is_set():  # a stop asked for during the last step: the export is the resumed run's
+            log("stopped after the quantization-aware fine-tuning; continue with --resume")
+            return QuantizeResult(None, {})
     fmt = get_format(cfg.format)
     module = load_format_module(fmt)
     calibration = load_calibration(cfg.data, cfg.calibration_images, cfg.calibration_side)

@@ -77,15 +77,24 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 def _unreadable(path: Path, exc: Exception) -> str:
     """Why torch could not load ``path``, in words a user can act on (torch's own messages are about its
     internals, and for a refused pickle they suggest turning the safety check off)."""
-    refused = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+    refused = re.search(r"Unsupported global: GLOBAL (\S+) was not an allowed global", str(exc))
     if refused:
         return (
             f"refused: the file stores Python objects ({refused.group(1)}), not only tensors "
             "(checkpoints are loaded with weights_only=True)"
         )
-    if zipfile.is_zipfile(path) or "central directory" in str(exc):
-        return f"a damaged torch file: truncated, or changed after it was saved ({type(exc).__name__})"
-    return "not a torch checkpoint file (torch.save writes a zip archive; this is not one)"
+    if zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as z:
+                torch_file = any(n.endswith("/data.pkl") or n == "data.pkl" for n in z.namelist())
+        except (OSError, zipfile.BadZipFile):
+            torch_file = False
+        if not torch_file:
+            return "a zip archive, not a torch checkpoint (torch.save writes data.pkl into it)"
+        return f"a damaged torch file: changed after it was saved ({type(exc).__name__})"
+    if "central directory" in str(exc):
+        return "a damaged torch file: truncated, or changed after it was saved"
+    return "not a torch checkpoint file, or a damaged one (torch.save writes a zip archive; this is not one)"
 
 
 def _without_legacy(model: nn.Module, entries: dict, expected: dict) -> dict:

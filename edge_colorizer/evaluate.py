@@ -42,7 +42,9 @@ def _is_gray(rgb: np.ndarray) -> bool:
     return bool((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all())
 
 
-def read_truth(path: Path, max_side: int | None, max_pixels: int | None = DEFAULT_MAX_PIXELS, min_side: int = 0):
+def read_truth(
+    path: Path, max_side: int | None, max_pixels: int | None = DEFAULT_MAX_PIXELS, min_side: int = 0, hint: str = ""
+):
     """A photo as ground truth, its long side fitted to ``max_side``; a one-line ValueError naming it
     when it cannot serve: unreadable, gray (R = G = B: no colour to compare with, PSNR infinite), or
     under ``min_side`` px on the short side (LPIPS needs :data:`LPIPS_MIN_SIDE`)."""
@@ -53,7 +55,7 @@ def read_truth(path: Path, max_side: int | None, max_pixels: int | None = DEFAUL
     if min(truth.shape[:2]) < min_side:
         raise ValueError(
             f"{name}: {truth.shape[1]}x{truth.shape[0]} px (after --max-side) is too small for LPIPS "
-            f"(needs {min_side} px on the short side; --no-lpips scores it)"
+            f"(needs {min_side} px on the short side{hint})"
         )
     return truth
 
@@ -94,6 +96,7 @@ def evaluate(
     lpips: torch.nn.Module | None = None,
     on_skip: Callable[[str], None] | None = None,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    on_total: Callable[[int], None] | None = None,
 ) -> list[EvalResult]:
     """Colorize each photo's luminance with every colorizer and compare with the photo itself.
 
@@ -114,10 +117,13 @@ def evaluate(
     for problem in scan.problems:
         if problem.kind != "empty":
             on_skip(str(problem))
+    if on_total:
+        on_total(len(scan.images))
     for found in scan.images:
         path, name = found.path, shown(found.path)
         try:
-            truth = read_truth(path, max_side, max_pixels, LPIPS_MIN_SIDE if lpips is not None else 0)
+            min_side = LPIPS_MIN_SIDE if lpips is not None else 0
+            truth = read_truth(path, max_side, max_pixels, min_side, hint="; --no-lpips scores it")
             rows = _scored(runs, truth, lpips)
             cf = colorfulness(truth)
         except Exception as exc:  # one photo never ends the run

@@ -161,6 +161,16 @@ def test_a_refused_pickle_is_reported_in_one_line(tmp_path):
     assert "\n" not in str(info.value) and "weights_only=False" not in str(info.value)
 
 
+def _npz_bytes() -> bytes:
+    import io
+
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.savez(buf, a=np.ones(3))
+    return buf.getvalue()
+
+
 def test_files_that_are_no_checkpoint_say_what_they_are(tmp_path, recwarn):
     import pickle
 
@@ -174,6 +184,7 @@ def test_files_that_are_no_checkpoint_say_what_they_are(tmp_path, recwarn):
         "random.pt": bytes(range(256)) * 8,
         "cut.pt": whole[: len(whole) // 2],
         "empty.pt": b"",
+        "arrays.pt": _npz_bytes(),
     }
     reasons = {}
     for name, data in cases.items():
@@ -185,6 +196,7 @@ def test_files_that_are_no_checkpoint_say_what_they_are(tmp_path, recwarn):
     for name in ("photo.pt", "text.pt", "pickle.pt", "random.pt"):
         assert reasons[name].startswith("not a torch checkpoint file"), reasons
     assert reasons["cut.pt"].startswith("a damaged torch file") and reasons["empty.pt"].startswith("empty file")
+    assert reasons["arrays.pt"].startswith("a zip archive, not a torch checkpoint")
     (tmp_path / "folder.pt").mkdir()
     with pytest.raises(ValueError, match="a folder, not a checkpoint file"):
         load_checkpoint(tmp_path / "folder.pt")

@@ -251,21 +251,22 @@ def test_compress_distill_passes_compile_to_its_training(tmp_path, monkeypatch):
     assert seen[0].train.compile
 
 
-def test_stop_after_step_asks_first_and_stops_on_the_second_signal():
+def test_stop_after_step_asks_first_and_stops_on_the_second_signal(capsys):
     import os
     import signal
     import threading
 
-    from edge_colorizer.cli.common import Stopped, end_if_stopped, stop_after_step
+    from edge_colorizer.cli.common import end_if_stopped, stop_after_step
 
     event = threading.Event()
-    with pytest.raises(Stopped) as second:
+    with pytest.raises(SystemExit) as second:
         with stop_after_step(event) as got:
             os.kill(os.getpid(), signal.SIGTERM)  # handled between bytecodes: at once on the main thread
             assert got == [signal.SIGTERM] and event.is_set()
             os.kill(os.getpid(), signal.SIGTERM)
             pytest.fail("the second signal did not stop")
     assert second.value.code == 128 + signal.SIGTERM and not event.is_set()  # cleared for the next command
+    assert "stopped by SIGTERM at once; --resume continues from the last saved state" in capsys.readouterr().err
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # the previous handler is back
     end_if_stopped(got, lambda: False)  # finished anyway: the command ends normally
     with pytest.raises(SystemExit) as ended:

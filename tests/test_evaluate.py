@@ -15,7 +15,12 @@ def folder(tmp_path, real_photos):
 
 def test_gray_row_is_the_floor_and_identity_would_be_perfect(folder, real_photos):
     net = create_model("unet_s", width=8).eval()
-    results = {r.name: r for r in evaluate({"tiny": ColorizerModule(net, size=64)}, folder, max_side=128)}
+    totals, done = [], []
+    rows = evaluate(
+        {"tiny": ColorizerModule(net, size=64)}, folder, max_side=128, on_total=totals.append, progress=done.append
+    )
+    assert totals == [3] and len(done) == 3  # the bar's total is known before the first photo
+    results = {r.name: r for r in rows}
     gray = results["gray (ab = 0)"]
     assert gray.images == 3 and gray.colorfulness < 1.0 and gray.colorfulness_ratio < 0.05
     assert 15 < gray.psnr_db < 40

@@ -47,10 +47,13 @@ STOP = threading.Event()
 
 
 def _ignore_stop_signals(worker_id: int) -> None:
-    """Loader processes leave SIGINT/SIGTERM to the main process, which stops after its step and then
-    shuts them down (a worker killed by Ctrl-C mid-batch would fail the loader before the save)."""
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, signal.SIG_IGN)
+    """Loader processes leave SIGINT/SIGTERM/SIGHUP to the main process, which stops after its step and
+    then shuts them down (a worker killed by Ctrl-C mid-batch would fail the loader before the save; a
+    forked one would otherwise run the parent's handler). A stuck worker is still ended: the loader's
+    shutdown kills what does not exit, and a worker exits when the main process is gone."""
+    for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is not None:
+            signal.signal(sig, signal.SIG_IGN)
 
 
 def state_file(stage: str) -> str:

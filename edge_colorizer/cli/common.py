@@ -122,17 +122,19 @@ def stop_after_step(event: threading.Event) -> Iterator[list[int]]:
     Yields the list that receives the signal's number, for the command to end with 128 + it."""
     got: list[int] = []
 
-    def handler(signum, frame):
+    def handler(signum, frame):  # no printing here: a signal may land inside a write to stderr
         if got:
             raise Stopped(signum)
         got.append(signum)
         event.set()
-        say(f"{signal.Signals(signum).name}: stopping after the current step, with its state saved (again: at once)")
 
     event.clear()
     previous = _install(handler)
     try:
         yield got
+    except Stopped as stop:  # the second signal: what was saved last is what --resume continues from
+        say(f"stopped by {stop.name} at once; --resume continues from the last saved state")
+        raise SystemExit(stop.code) from None
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)

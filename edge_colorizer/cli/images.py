@@ -125,6 +125,7 @@ def evaluate_cmd(data, models, size, max_side, json_path, timing, grid, with_lpi
                     lpips=lpips,
                     on_skip=skip,
                     max_pixels=max_pixels,
+                    on_total=lambda n: progress.update(task, total=n),
                 )
             except ValueError as exc:  # nothing left to score
                 raise click.ClickException(str(exc)) from None

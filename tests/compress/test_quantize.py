@@ -47,7 +47,23 @@ def test_qat_then_int8_onnx_within_budget(tmp_path, tiny_pool, trained_tiny):  #
         budget=0.05,
         qat=qat,
     )
-    result = quantize(cfg, **QUIET)
+    import training.loop as loop
+
+    append = loop._append_csv
+
+    def stop_at_the_last_step(path, header, row):  # a SIGTERM in QAT's last step: the export waits for --resume
+        append(path, header, row)
+        if path.name == loop.LOG_FILE and int(row[1]) == 2:
+            loop.STOP.set()
+
+    loop._append_csv = stop_at_the_last_step
+    try:
+        assert quantize(cfg, **QUIET).path is None and not (tmp_path / "q" / "model_int8.onnx").exists()
+        assert (tmp_path / "q" / "qat" / "model.pt").exists()  # the fine-tuning itself finished
+    finally:
+        loop._append_csv = append
+        loop.STOP.clear()
+    result = quantize(cfg, resume=True, **QUIET)
     assert result.path.name == "model_int8.onnx" and result.path.exists()
     card = json.loads((tmp_path / "q" / "model_int8.onnx.card.json").read_text())
     assert "quantization-aware (2 steps)" in card["method"] and set(card["validation"]) >= {"fp32", "int8"}

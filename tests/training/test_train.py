@@ -308,8 +308,10 @@ def test_a_stop_request_saves_the_state_after_its_step_and_resume_continues_exac
     assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6) for k in a)
 
 
-@pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT", "SIGHUP"])
 def test_a_signal_stops_training_with_its_state_saved(tmp_path, tiny_pool, signame):
+    """As a terminal sends it: to the whole process group, the loader's workers included."""
+    import os
     import signal
     import subprocess
     import sys
@@ -320,18 +322,22 @@ def test_a_signal_stops_training_with_its_state_saved(tmp_path, tiny_pool, signa
     args += ["--steps", "5000", "--batch-size", "2", "--size", "32", "--threads", "1", "--workers", "2"]
     err = tmp_path / "stderr.txt"
     with open(err, "w") as f:
-        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=f)
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=f, start_new_session=True)
     try:
         deadline = time.monotonic() + 120
         while "training on" not in err.read_text() and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.2)
         time.sleep(2.0)  # some steps, well before the first periodic checkpoint (step 200)
-        proc.send_signal(getattr(signal, signame))
+        os.killpg(proc.pid, getattr(signal, signame))
         code = proc.wait(timeout=120)
     finally:
-        proc.kill()
+        try:  # whatever is left of the group, workers included
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     text = err.read_text()
     assert code == 128 + getattr(signal, signame), text
-    assert "the state is saved: continue with --resume" in text.splitlines()[-1] and "Traceback" not in text
+    assert text.splitlines()[-1] == f"stopped by {signame}; the state is saved: continue with --resume", text
+    assert "Traceback" not in text and "exited unexpectedly" not in text
     step = torch.load(out / "state_train.pt", weights_only=False)["step"]
     assert 1 <= step < 200 and not (out / "model.pt").exists()
