@@ -271,6 +271,21 @@ def check_writable_file(path: str | Path, suffixes: Iterable[str] | None = None)
         raise ValueError(f"{shown(path)}: cannot write in {shown(folder)} (permission denied)")
 
 
+def check_writable_folder(path: str | Path) -> None:
+    """Raise a one-line ValueError now if ``path`` could not become an output folder later (a file, a
+    path under a file, no permission); creates nothing."""
+    path = Path(path)
+    if os.path.lexists(path) and not os.path.isdir(path):
+        raise ValueError(f"{shown(path)}: is a file, a folder is needed")
+    folder = path.absolute()
+    while not os.path.lexists(folder) and folder != folder.parent:
+        folder = folder.parent
+    if not os.path.isdir(folder):
+        raise ValueError(f"{shown(path)}: {shown(folder)} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"{shown(path)}: cannot write in {shown(folder)} (permission denied)")
+
+
 # ---- finding inputs -------------------------------------------------------------------------------
 
 

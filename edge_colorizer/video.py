@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from edge_colorizer.colorizer import ColorizerModule
-from edge_colorizer.io import default_file_mode, one_line, shown, temporary_name
+from edge_colorizer.io import check_writable_file, default_file_mode, one_line, shown, temporary_name
 
 if TYPE_CHECKING:
     from edge_colorizer.temporal import TemporalSmoother
@@ -286,11 +286,17 @@ def colorize_video(
             raise VideoError(f"{shown(source)}: the output {shown(target)} would overwrite the input")
     if not source.is_file():
         raise VideoError(f"{shown(source)}: no such file")
+    try:  # before any frame: a folder, a path under a file, no permission
+        check_writable_file(out)
+    except ValueError as exc:
+        raise VideoError(str(exc)) from None
     try:
         container = av.open(str(source), metadata_errors="replace")
     except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
         raise VideoError(f"{shown(source)}: not a readable video ({one_line(exc)})") from None
     with container:
+        if container.format.name == "image2" or container.format.name.endswith("_pipe"):
+            raise VideoError(f"{shown(source)}: a still image ({container.format.name}), not a video")
         if not container.streams.video:
             raise VideoError(f"{shown(source)}: no video stream")
         video = container.streams.video[0]
@@ -423,6 +429,7 @@ class VideoSink:
         fmt = CONTAINERS.get(self.out.suffix.lower())
         if fmt is None:
             raise VideoError(f"{shown(self.out)}: unsupported output container; use one of {', '.join(CONTAINERS)}")
+        check_writable_file(self.out)
         self.out.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = self.out.parent / temporary_name(self.out)
         self.av, self.fps = av, fps

@@ -272,3 +272,40 @@ def test_stop_after_step_asks_first_and_stops_on_the_second_signal(capsys):
     with pytest.raises(SystemExit) as ended:
         end_if_stopped(got, lambda: True)
     assert ended.value.code == 128 + signal.SIGTERM
+
+
+def test_compress_commands_refuse_before_any_work(tmp_path, tiny_ckpt):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    data = tmp_path / "d"
+    data.mkdir()
+    common = ["--data", str(data)]
+    cases = [
+        (["prune", "--model", tiny_ckpt, "--out", str(afile / "sub"), *common], f"{afile} is not a folder"),
+        (["prune", "--model", "student-int8", "--out", str(tmp_path / "p"), *common], "is an exported onnx model"),
+        (["distill", "--teacher", "student-int8", "--out", str(tmp_path / "d1"), *common], "is an exported onnx"),
+        (["prune", "--model", tiny_ckpt, "--out", str(tmp_path / "p2"), "--resume", *common], "nothing to resume"),
+        (["distill", "--teacher", tiny_ckpt, "--out", str(tmp_path / "d2"), "--resume", *common], "nothing to resume"),
+        (
+            ["quantize", "--model", "student-int8", "--out", str(tmp_path / "q"), *common, "--val", str(data)],
+            "is an exported onnx model",
+        ),
+    ]
+    for args, words in cases:
+        result = CliRunner().invoke(main, ["compress", *args])
+        lines = result.stderr.strip().splitlines()
+        assert result.exit_code == 1 and len(lines) == 1 and words in lines[0], (args, result.output)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "d"]  # no folder was created
+
+
+def test_compare_asked_for_int8_without_calibration_is_a_usage_error(tiny_ckpt):
+    result = CliRunner().invoke(main, ["compare", "--model", tiny_ckpt, "--formats", "onnx", "--precisions", "int8"])
+    assert result.exit_code == 2 and "precision int8 needs calibration images" in result.output
+
+
+def test_evaluate_video_checks_its_json_path_and_model_first(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    bad_json = CliRunner().invoke(main, ["evaluate-video", "--json", str(tmp_path / "afile" / "r.json")])
+    assert bad_json.exit_code == 1 and bad_json.stderr.strip().endswith(f"{tmp_path / 'afile'} is not a folder")
+    artifact = CliRunner().invoke(main, ["evaluate-video", "--model", "student-int8"])
+    assert artifact.exit_code == 1 and "student-int8 is an exported onnx model" in artifact.stderr

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from PIL import Image
 
 from edge_colorizer.colorizer import ColorizerModule, GrayBaseline
 
@@ -133,7 +134,7 @@ def test_truncated_matroska_is_reported_partial(tmp_path, colorize):
     assert not (tmp_path / "o.mkv").exists() and (tmp_path / "o.partial.mkv").exists()
 
 
-@pytest.mark.parametrize("damage", ["truncated_mp4", "empty", "not_video", "missing"])
+@pytest.mark.parametrize("damage", ["truncated_mp4", "empty", "not_video", "missing", "photo"])
 def test_unreadable_input_is_one_line_naming_the_file_and_nothing_is_written(tmp_path, colorize, damage):
     src = tmp_path / f"{damage}.mp4"
     if damage == "truncated_mp4":  # the index (moov) is at the end: nothing is decodable
@@ -143,6 +144,8 @@ def test_unreadable_input_is_one_line_naming_the_file_and_nothing_is_written(tmp
         src.write_bytes(b"")
     elif damage == "not_video":
         src.write_text("hello\n")
+    elif damage == "photo":  # a JPEG named .mp4: FFmpeg reads it as one frame; it is not a video
+        Image.fromarray(np.full((48, 64, 3), 90, np.uint8)).save(src, format="JPEG")
     out = tmp_path / "out"
     with pytest.raises(VideoError) as info:
         colorize_video(src, out / "o.mp4", colorize)
@@ -166,6 +169,13 @@ def test_a_failing_colorizer_leaves_nothing(tmp_path):
     with pytest.raises(RuntimeError, match="device lost"):
         colorize_video(write_clip(tmp_path / "in.mp4", frames=12), tmp_path / "o" / "x.mp4", broken, batch=2)
     assert os.listdir(tmp_path / "o") == []
+
+
+def test_an_output_under_a_file_is_one_line_before_any_frame(tmp_path, colorize):
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(VideoError, match=r"afile is not a folder$"):
+        colorize_video(write_clip(tmp_path / "in.mp4", frames=3), tmp_path / "afile" / "o.mp4", colorize)
+    assert (tmp_path / "afile").read_text() == "x"
 
 
 def test_unsupported_output_container(tmp_path, colorize):

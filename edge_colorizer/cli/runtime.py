@@ -260,6 +260,11 @@ def compare(model, formats, precisions, artifacts, size, threads, calibration, c
 
     if formats is None:
         formats = () if artifacts else LOCAL_FORMATS
+    asked = [p for f in formats for p in (precisions or ()) if p in FORMATS[f].calibrated]
+    if asked and not calibration:  # the check asked for would only be a SKIP row
+        raise click.UsageError(
+            f"precision {', '.join(sorted(set(asked)))} needs calibration images: pass --calibration DIR"
+        )
     try:
         require_checkpoint(model, "compare (torch is the reference)")
         colorizer = load_colorizer(model, size=size)

@@ -207,6 +207,24 @@ def _finetune_config(out: str, **options):
     )
 
 
+def _before_compressing(out: str, resume: bool, checkpoints: tuple[str, ...]) -> None:
+    """What a compress command checks before any work, as one line: an --out that cannot be a folder, an
+    exported artifact where a checkpoint is needed, --resume with nothing saved under --out."""
+    from pathlib import Path
+
+    from edge_colorizer.io import check_writable_folder
+    from runtimes.models import require_checkpoint
+
+    try:
+        check_writable_folder(out)
+        for model in checkpoints:
+            require_checkpoint(model, "compressing")
+    except (ValueError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if resume and not any(Path(out).rglob("state_*.pt")):
+        raise click.ClickException(f"{out}: nothing to resume from (no saved training state under it)")
+
+
 @main.group()
 def compress() -> None:
     """Compress a trained colorizer: prune, distill, quantize (each output is a model with a card)."""
@@ -227,6 +245,8 @@ def compress_prune(model, out, ratio, target_gmacs, rounds, importance, round_to
     """Structured channel pruning, then fine-tuning through the training loop, in rounds."""
     from compress.prune import PruneConfig, prune
     from training.loop import STOP
+
+    _before_compressing(out, resume, (model, teacher) if teacher else (model,))
 
     if ratio is not None and target_gmacs is not None:
         raise click.UsageError("--ratio and --target-gmacs are alternatives: give one")
@@ -269,7 +289,10 @@ def compress_prune(model, out, ratio, target_gmacs, rounds, importance, round_to
 def compress_distill(teacher, student, width, out, baseline, resume, **ft):
     """Knowledge distillation of TEACHER's ab-bin distributions into a student."""
     from compress.distill import DistillConfig, distill
+    from edge_colorizer.models import list_models
     from training.loop import STOP
+
+    _before_compressing(out, resume, (teacher,) if student in list_models() else (teacher, student))
 
     try:
         cfg = DistillConfig(
@@ -310,6 +333,7 @@ def compress_quantize(
 
     if resume and not qat_steps:
         raise click.UsageError("--resume continues a quantization-aware fine-tuning: it needs --qat-steps")
+    _before_compressing(out, resume, (model,))
     qat = None
     if qat_steps:
         qat = _finetune_config(

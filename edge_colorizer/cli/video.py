@@ -222,7 +222,15 @@ def evaluate_video_cmd(photos, models, strengths, frames, max_photos, with_lpips
     from edge_colorizer.temporal import evaluate_temporal, load_photos
 
     try:
+        if json_path:  # before the run, not after it
+            from edge_colorizer.io import check_writable_file
+
+            check_writable_file(json_path, (".json",))
         pictures = load_photos(photos, max_photos)
+        from runtimes.models import require_checkpoint
+
+        for m in models:  # the smoothing study runs torch checkpoints
+            require_checkpoint(m, "evaluate-video")
         colorizers = {m: load_colorizer(m) for m in models}
         lpips = None
         if with_lpips:

@@ -94,3 +94,32 @@ def test_release_sweeps_at_the_size_the_model_runs_at_or_chooses_one(tmp_path, v
     assert ckpt["input_size"] == chosen.size and load_model(tmp_path / "rel.pt").input_size == chosen.size
     with pytest.raises(ValueError, match="multiple of 8"):
         release(src, val_folder, tmp_path / "bad.pt", temperatures=(0.5,), sizes=(50,), **quiet)
+
+
+def test_bad_arguments_are_refused_before_the_sweep(tmp_path, val_folder, monkeypatch, capsys):
+    import sys
+
+    import training.release as release_module
+
+    src = tmp_path / "model.pt"
+    save_model(create_model("unet_s", head="bins", width=8).eval(), src)
+    before = src.read_bytes()
+    (tmp_path / "afile").write_text("x")
+    monkeypatch.setattr(release_module, "release", lambda *a, **k: pytest.fail("the sweep started"))
+    cases = [
+        (["--out", str(src)], f"release: {src}: is the checkpoint itself; write the release to another file"),
+        (["--out", str(tmp_path / "r.txt")], f"release: {tmp_path / 'r.txt'}: unsupported output format .txt"),
+        (["--out", str(tmp_path / "afile" / "r.pt")], f"release: {tmp_path / 'afile' / 'r.pt'}: "),
+        (
+            ["--out", str(tmp_path / "r.pt"), "--temperatures", "0.7,-1"],
+            "release: --temperatures 0.7,-1: each must be > 0",
+        ),
+        (["--out", str(tmp_path / "r.pt"), "--sizes", "200,100"], "release: --sizes 200,100: each must be a multiple"),
+    ]
+    for extra, expected in cases:
+        monkeypatch.setattr(sys, "argv", ["release", str(src), "--val", str(val_folder), *extra])
+        with pytest.raises(SystemExit) as stop:
+            release_module.main()
+        (line,) = capsys.readouterr().err.strip().splitlines()
+        assert stop.value.code == 1 and line.startswith(expected), line
+    assert src.read_bytes() == before and not (tmp_path / "r.pt").exists()
