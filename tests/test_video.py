@@ -309,3 +309,28 @@ def test_cuda_video_pipeline_matches_cpu(tmp_path):
     gpu = colorize_video(src, tmp_path / "gpu.mkv", torch_colorize(load_colorizer("student", device="cuda")))
     frames = describe(gpu.output)["frames"]
     assert max(int(np.abs(a.astype(int) - b).max()) for a, b in zip(frames, cpu["frames"], strict=True)) <= 8
+
+
+def test_a_signal_during_the_video_command_leaves_no_output(tmp_path, monkeypatch):
+    import signal
+
+    import edge_colorizer.video as video
+    from edge_colorizer.cli import main
+
+    src = write_clip(tmp_path / "in.mp4", frames=12)
+    calls = []
+
+    def colorize_then_sigterm(colorizer, smoother, batch):
+        def run(frames):
+            calls.append(len(frames))
+            if len(calls) == 2:  # mid-video, as a user's kill would land
+                os.kill(os.getpid(), signal.SIGTERM)
+            return frames
+
+        return run
+
+    monkeypatch.setattr(video, "torch_colorize", colorize_then_sigterm)
+    out = tmp_path / "o"
+    result = CliRunner().invoke(main, ["video", str(src), "--out", str(out / "v.mp4"), "--batch", "2", "--size", "32"])
+    assert result.exit_code == 128 + signal.SIGTERM and "stopped by SIGTERM" in result.stderr
+    assert os.listdir(out) == [] and len(calls) >= 2  # no output, no temporary

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from edge_colorizer.cli import main
-from edge_colorizer.cli.common import device_option, say, size_option
+from edge_colorizer.cli.common import device_option, say, size_option, stop_cleanly
 from edge_colorizer.inference import EDGE_MODEL
 
 
@@ -114,7 +114,7 @@ def video_cmd(source, out, camera, model, runtime, size, device, batch, smooth, 
     runtime = runtime or (own.runtime if own else "torch")
     if runtime != "torch" and (smooth or device != "cpu"):
         raise click.UsageError("--smooth and --device apply to the torch runtime only")
-    with contextlib.ExitStack() as stack:
+    with stop_cleanly(), contextlib.ExitStack() as stack:  # a signal removes the unfinished output
         try:
             smoother = TemporalSmoother(smooth, scene_cut) if smooth else None
             if runtime == "torch":
