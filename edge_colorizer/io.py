@@ -253,6 +253,17 @@ def default_file_mode() -> int:
     return 0o666 & ~umask
 
 
+def _check_can_create(path: Path, start: Path) -> None:
+    """The nearest existing folder at or above ``start`` must be a writable folder (``path`` names it)."""
+    folder = start
+    while not os.path.lexists(folder) and folder != folder.parent:
+        folder = folder.parent
+    if not os.path.isdir(folder):
+        raise ValueError(f"{shown(path)}: {shown(folder)} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"{shown(path)}: cannot write in {shown(folder)} (permission denied)")
+
+
 def check_writable_file(path: str | Path, suffixes: Iterable[str] | None = None) -> None:
     """Raise a one-line ValueError now if ``path`` could not be written later (checked before long runs)."""
     path = Path(path)
@@ -262,13 +273,7 @@ def check_writable_file(path: str | Path, suffixes: Iterable[str] | None = None)
         raise ValueError(f"{shown(path)}: is a folder, a file name is needed")
     if len(os.fsencode(path.name)) > NAME_MAX:
         raise ValueError(f"{shown(path)}: file name longer than {NAME_MAX} bytes")
-    folder = path.absolute().parent
-    while not os.path.lexists(folder) and folder != folder.parent:
-        folder = folder.parent
-    if not os.path.isdir(folder):
-        raise ValueError(f"{shown(path)}: {shown(folder)} is not a folder")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise ValueError(f"{shown(path)}: cannot write in {shown(folder)} (permission denied)")
+    _check_can_create(path, path.absolute().parent)
 
 
 def check_writable_folder(path: str | Path) -> None:
@@ -277,13 +282,7 @@ def check_writable_folder(path: str | Path) -> None:
     path = Path(path)
     if os.path.lexists(path) and not os.path.isdir(path):
         raise ValueError(f"{shown(path)}: is a file, a folder is needed")
-    folder = path.absolute()
-    while not os.path.lexists(folder) and folder != folder.parent:
-        folder = folder.parent
-    if not os.path.isdir(folder):
-        raise ValueError(f"{shown(path)}: {shown(folder)} is not a folder")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise ValueError(f"{shown(path)}: cannot write in {shown(folder)} (permission denied)")
+    _check_can_create(path, path.absolute())
 
 
 # ---- finding inputs -------------------------------------------------------------------------------

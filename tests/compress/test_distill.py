@@ -6,7 +6,7 @@ import torch
 from compress.distill import DistillConfig, distill
 from edge_colorizer.checkpoint import load_checkpoint, load_model, save_model
 from edge_colorizer.models import create_model
-from tests.training.test_train import QUIET, tiny_cfg, tiny_pool  # noqa: F401  (fixture)
+from tests.training.test_train import QUIET, stop_requested_at, tiny_cfg, tiny_pool  # noqa: F401  (fixture)
 from training.objectives import distillation_kl
 
 
@@ -69,10 +69,7 @@ def test_a_stop_during_the_last_step_leaves_the_scoring_to_the_resumed_run(
     tmp_path,
     tiny_pool,  # noqa: F811
     teacher_path,
-    monkeypatch,
 ):
-    import training.loop as loop
-
     cfg = DistillConfig(
         teacher=str(teacher_path),
         student="unet_s",
@@ -80,18 +77,8 @@ def test_a_stop_during_the_last_step_leaves_the_scoring_to_the_resumed_run(
         out=str(tmp_path / "distilled"),
         train=tiny_cfg(tmp_path, tiny_pool, steps=3, batch_size=3),
     )
-    append = loop._append_csv
-
-    def stop_at_the_last_step(path, header, row):  # what a SIGTERM's handler does, at a known step
-        append(path, header, row)
-        if path.name == loop.LOG_FILE and int(row[1]) == 3:
-            loop.STOP.set()
-
-    monkeypatch.setattr(loop, "_append_csv", stop_at_the_last_step)
-    try:
+    with stop_requested_at(3):  # the last step
         assert distill(cfg, **QUIET) == {}  # the training finished; the card is not written
-    finally:
-        loop.STOP.clear()
     assert (tmp_path / "distilled" / "model.pt").exists() and not (tmp_path / "distilled" / "CARD.md").exists()
     card = distill(cfg, resume=True, **QUIET)
     assert card["teacher"] == str(teacher_path) and (tmp_path / "distilled" / "CARD.md").exists()

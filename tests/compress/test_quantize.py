@@ -6,7 +6,7 @@ import torch
 from compress.quantize import QuantizationRefused, QuantizeConfig, insert_fake_quant, quantize, strip_fake_quant
 from edge_colorizer.checkpoint import load_model, save_model
 from edge_colorizer.models import create_model
-from tests.training.test_train import QUIET, tiny_cfg, tiny_pool  # noqa: F401  (fixture)
+from tests.training.test_train import QUIET, stop_requested_at, tiny_cfg, tiny_pool  # noqa: F401  (fixture)
 
 pytest.importorskip("onnxruntime")
 
@@ -47,22 +47,9 @@ def test_qat_then_int8_onnx_within_budget(tmp_path, tiny_pool, trained_tiny):  #
         budget=0.05,
         qat=qat,
     )
-    import training.loop as loop
-
-    append = loop._append_csv
-
-    def stop_at_the_last_step(path, header, row):  # a SIGTERM in QAT's last step: the export waits for --resume
-        append(path, header, row)
-        if path.name == loop.LOG_FILE and int(row[1]) == 2:
-            loop.STOP.set()
-
-    loop._append_csv = stop_at_the_last_step
-    try:
+    with stop_requested_at(2):  # a SIGTERM in QAT's last step: the export waits for --resume
         assert quantize(cfg, **QUIET).path is None and not (tmp_path / "q" / "model_int8.onnx").exists()
         assert (tmp_path / "q" / "qat" / "model.pt").exists()  # the fine-tuning itself finished
-    finally:
-        loop._append_csv = append
-        loop.STOP.clear()
     result = quantize(cfg, resume=True, **QUIET)
     assert result.path.name == "model_int8.onnx" and result.path.exists()
     card = json.loads((tmp_path / "q" / "model_int8.onnx.card.json").read_text())

@@ -1,3 +1,4 @@
+import contextlib
 import csv
 
 import numpy as np
@@ -283,26 +284,33 @@ def test_compiled_training_matches_the_plain_run(tmp_path, tiny_pool):
     assert worst < 1e-3
 
 
-def test_a_stop_request_saves_the_state_after_its_step_and_resume_continues_exactly(tmp_path, tiny_pool, monkeypatch):
+@contextlib.contextmanager
+def stop_requested_at(step: int):
+    """What a SIGTERM's handler does (set ``training.loop.STOP``), at a known step of the runs inside."""
     import training.loop as loop
 
-    straight = train(tiny_cfg(tmp_path / "a", tiny_pool, batch_size=3, ckpt_every=100), **QUIET).path
-    cfg = tiny_cfg(tmp_path / "b", tiny_pool, batch_size=3, ckpt_every=100)  # no periodic state before the end
     append = loop._append_csv
 
-    def stop_at_step_4(path, header, row):  # what a SIGTERM's handler does, at a known step
+    def hook(path, header, row):
         append(path, header, row)
-        if path.name == loop.LOG_FILE and int(row[1]) == 4:
+        if path.name == loop.LOG_FILE and int(row[1]) == step:
             loop.STOP.set()
 
-    monkeypatch.setattr(loop, "_append_csv", stop_at_step_4)
+    loop._append_csv = hook
     try:
-        run = train(cfg, **QUIET)
+        yield
     finally:
+        loop._append_csv = append
         loop.STOP.clear()
+
+
+def test_a_stop_request_saves_the_state_after_its_step_and_resume_continues_exactly(tmp_path, tiny_pool):
+    straight = train(tiny_cfg(tmp_path / "a", tiny_pool, batch_size=3, ckpt_every=100), **QUIET).path
+    cfg = tiny_cfg(tmp_path / "b", tiny_pool, batch_size=3, ckpt_every=100)  # no periodic state before the end
+    with stop_requested_at(4):
+        run = train(cfg, **QUIET)
     assert not run.finished and not (tmp_path / "b" / "run" / "model.pt").exists()
     assert torch.load(run.path, weights_only=False)["step"] == 4  # our own file: RNG states
-    monkeypatch.setattr(loop, "_append_csv", append)
     resumed = train(cfg, resume=True, **QUIET).path
     a, b = load_model(straight).state_dict(), load_model(resumed).state_dict()
     assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6) for k in a)
