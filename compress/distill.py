@@ -122,6 +122,7 @@ def distill(cfg: DistillConfig, resume: bool = False, log=print, stop_after: int
         )
     if BUNDLED.get(cfg.student) is not None or cfg.student not in list_models():
         card["initialised from"] = cfg.student
+    card["wall time"] = f"{time.perf_counter() - t0:.0f} s (this call, validation included)"
     save_model(student.cpu().eval(), out / "model.pt", input_size=size, card=card, steps=steps)
     write_card_markdown(card, out)
     log(f"wrote {out / 'model.pt'}")

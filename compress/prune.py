@@ -187,6 +187,7 @@ def prune(cfg: PruneConfig, resume: bool = False, log=print, stop_after: int | N
     }
     if cfg.finetune.val:
         card["validation"] = validation_table({cfg.parent: parent, "pruned": net}, cfg.finetune.val, size)
+    card["wall time"] = f"{time.perf_counter() - t0:.0f} s (this call, validation included)"
     final = out / "model.pt"
     save_model(net.cpu().eval(), final, input_size=size, card=card)
     write_card_markdown(card, out)

@@ -147,7 +147,7 @@ def _colorize_file(source: str, out: str, colorize, batch: int):
     from edge_colorizer.video import colorize_video, probe_frames
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[fps]}"))
-    with Progress(*columns, TimeElapsedColumn(), console=err, transient=True) as progress:
+    with Progress(*columns, TimeElapsedColumn(), console=err, transient=True, disable=not err.is_terminal) as progress:
         task = progress.add_task("video", total=probe_frames(source), fps="")
 
         def advance(n: int) -> None:
