@@ -290,6 +290,7 @@ def test_compress_commands_refuse_before_any_work(tmp_path, tiny_ckpt):
             ["quantize", "--model", "student-int8", "--out", str(tmp_path / "q"), *common, "--val", str(data)],
             "is an exported onnx model",
         ),
+        (["quantize", "--model", tiny_ckpt, "--out", str(afile), *common, "--val", str(data)], "is a file"),
     ]
     for args, words in cases:
         result = CliRunner().invoke(main, ["compress", *args])

@@ -279,6 +279,7 @@ def test_video_command(tmp_path):
         ([], "either a video file or --camera"),
         ([str(src)], "needs --out"),
         (["--camera", "0"], "--out, --show"),
+        ([str(src), "--camera", "0"], "not both"),
         ([str(src), "--out", "x.mp4", "--runtime", "onnxruntime", "--smooth", "0.3"], "torch runtime only"),
     ]:
         result = runner.invoke(main, ["video", *args])

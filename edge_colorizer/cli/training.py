@@ -232,7 +232,7 @@ def compress() -> None:
 
 @compress.command("prune")
 @click.option("--model", required=True, help="Bundled model name or checkpoint to prune.")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder (model.pt, CARD.md).")
+@click.option("--out", required=True, help="Output folder (model.pt, CARD.md).")
 @click.option("--ratio", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None, help="Channels cut.")
 @click.option("--target-gmacs", type=click.FloatRange(0, min_open=True), default=None, help="Or: a MACs budget.")
 @click.option("--rounds", type=click.IntRange(1, 20), default=2, show_default=True)
@@ -283,7 +283,7 @@ def compress_prune(model, out, ratio, target_gmacs, rounds, importance, round_to
     help="An architecture (from scratch), a bundled model or a checkpoint (fine-tuned).",
 )
 @click.option("--width", type=click.IntRange(4, 256), default=None, help="Student architecture width.")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder (model.pt, CARD.md).")
+@click.option("--out", required=True, help="Output folder (model.pt, CARD.md).")
 @click.option("--baseline", is_flag=True, help="Also train the student without the teacher and compare.")
 @_finetune_options
 def compress_distill(teacher, student, width, out, baseline, resume, **ft):
@@ -312,7 +312,7 @@ def compress_distill(teacher, student, width, out, baseline, resume, **ft):
 
 @compress.command("quantize")
 @click.option("--model", required=True, help="Bundled model name or checkpoint (the fp32 parent).")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder (artifact, CARD.md).")
+@click.option("--out", required=True, help="Output folder (artifact, CARD.md).")
 @click.option("--data", required=True, type=click.Path(exists=True, file_okay=False), help="Calibration photos.")
 @click.option("--val", required=True, type=click.Path(exists=True, file_okay=False), help="Validation photos.")
 @click.option("--format", "fmt", type=click.Choice(["onnx", "openvino"]), default="onnx", show_default=True)

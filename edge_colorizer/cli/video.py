@@ -94,8 +94,10 @@ def video_cmd(source, out, camera, model, runtime, size, device, batch, smooth, 
     from edge_colorizer.temporal import TemporalSmoother
     from edge_colorizer.video import VideoError, torch_colorize
 
-    if (source is None) == (camera is None):
+    if source is None and camera is None:
         raise click.UsageError("give either a video file or --camera N")
+    if source is not None and camera is not None:
+        raise click.UsageError("give either a video file or --camera N, not both")
     if camera is None and not out:
         raise click.UsageError("a video file needs --out")
     if camera is None and (show or max_frames):
