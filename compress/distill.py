@@ -97,6 +97,11 @@ def distill(cfg: DistillConfig, resume: bool = False, log=print, stop_after: int
         return {}
     teacher = load_teacher(cfg.teacher)
     student = results["distilled"][0]
+    validation = None
+    if base.val:
+        validation = validation_table(
+            {"teacher": teacher, **{label: m for label, (m, _) in results.items()}}, base.val, size
+        )
     card = {
         "title": f"{name} distilled from {cfg.teacher}",
         "method": f"knowledge distillation: {base.kd_weight} x T^2 KL(teacher || student) at T = "
@@ -109,20 +114,17 @@ def distill(cfg: DistillConfig, resume: bool = False, log=print, stop_after: int
         f"crops {base.size}x{base.size}, seed {base.seed}",
         "teacher forward": f"{teacher_cost_ms(teacher, base.batch_size, base.size):.0f} ms per training batch "
         f"(online, frozen; {count_macs(teacher, base.size) / 1e9:.2f} GMACs per image)",
-        "wall time": f"{time.perf_counter() - t0:.0f} s (this call)",
+        "wall time": f"{time.perf_counter() - t0:.0f} s (this call, validation included)",
         "hardware": hardware(),
         **cfg.extra,
     }
     for label, (_, seconds) in results.items():
         if seconds is not None:
             card[f"{label} run"] = f"{seconds:.0f} s, {seconds / steps:.3f} s/step"
-    if base.val:
-        card["validation"] = validation_table(
-            {"teacher": teacher, **{label: m for label, (m, _) in results.items()}}, base.val, size
-        )
+    if validation is not None:
+        card["validation"] = validation
     if BUNDLED.get(cfg.student) is not None or cfg.student not in list_models():
         card["initialised from"] = cfg.student
-    card["wall time"] = f"{time.perf_counter() - t0:.0f} s (this call, validation included)"
     save_model(student.cpu().eval(), out / "model.pt", input_size=size, card=card, steps=steps)
     write_card_markdown(card, out)
     log(f"wrote {out / 'model.pt'}")

@@ -170,6 +170,9 @@ def prune(cfg: PruneConfig, resume: bool = False, log=print, stop_after: int | N
             if steps_left <= 0 and k < cfg.rounds:
                 log("stopped between rounds; continue with --resume")
                 return PruneResult(folder / "model.pt", None, False, {})
+    validation = (
+        validation_table({cfg.parent: parent, "pruned": net}, cfg.finetune.val, size) if cfg.finetune.val else None
+    )
     card = {
         "title": f"Pruned {cfg.parent}",
         "method": f"structured channel pruning ({cfg.importance} importance, torch-pruning), {cfg.rounds} round(s) "
@@ -181,13 +184,12 @@ def prune(cfg: PruneConfig, resume: bool = False, log=print, stop_after: int | N
         "data": cfg.finetune.data,
         "fine-tuning steps": " + ".join(str(n) for n in round_steps)
         + (f" (sized to {cfg.finetune.minutes:g} min per round)" if cfg.finetune.minutes else ""),
-        "wall time": f"{time.perf_counter() - t0:.0f} s (this call)",
+        "wall time": f"{time.perf_counter() - t0:.0f} s (this call, validation included)",
         "hardware": hardware(),
         **cfg.extra,
     }
-    if cfg.finetune.val:
-        card["validation"] = validation_table({cfg.parent: parent, "pruned": net}, cfg.finetune.val, size)
-    card["wall time"] = f"{time.perf_counter() - t0:.0f} s (this call, validation included)"
+    if validation is not None:
+        card["validation"] = validation
     final = out / "model.pt"
     save_model(net.cpu().eval(), final, input_size=size, card=card)
     write_card_markdown(card, out)

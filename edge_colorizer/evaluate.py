@@ -120,7 +120,7 @@ def evaluate(
     if on_total:
         on_total(len(scan.images))
     for found in scan.images:
-        path, name = found.path, shown(found.path)
+        path = found.path
         try:
             min_side = LPIPS_MIN_SIDE if lpips is not None else 0
             truth = read_truth(path, max_side, max_pixels, min_side, hint="; --no-lpips scores it")

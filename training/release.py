@@ -74,6 +74,11 @@ def choose(rows: list[SweepRow], min_cf_ratio: float) -> SweepRow:
     return min(ok, key=lambda r: r.lpips)
 
 
+def _bad_sizes(sizes: tuple[int, ...]) -> list[int]:
+    """The network sizes a colorizer cannot run at (it takes 16-1024, multiples of 8)."""
+    return [s for s in sizes if not 16 <= s <= 1024 or s % 8]
+
+
 def release(
     checkpoint: str | Path,
     val: str | Path,
@@ -87,7 +92,7 @@ def release(
     ckpt = load_checkpoint(checkpoint)
     model = model_from_checkpoint(ckpt)
     sizes = sizes or (int(ckpt.get("input_size") or DEFAULT_SIZE),)
-    bad = [s for s in sizes if not 16 <= s <= 1024 or s % 8]
+    bad = _bad_sizes(sizes)
     if bad:
         raise ValueError(f"network size {bad[0]}: must be 16-1024 and a multiple of 8")
     lpips = LPIPS("alex")
@@ -152,8 +157,8 @@ def main() -> None:
         if not all(t > 0 for t in temps):
             raise ValueError(f"--temperatures {args.temperatures}: each must be > 0")
         sizes = tuple(int(s) for s in args.sizes.split(",")) if args.sizes else None
-        if sizes and not all(s >= 16 and s % 8 == 0 for s in sizes):
-            raise ValueError(f"--sizes {args.sizes}: each must be a multiple of 8, at least 16")
+        if sizes and _bad_sizes(sizes):
+            raise ValueError(f"--sizes {args.sizes}: each must be a multiple of 8, 16-1024")
         out, source = Path(args.out), Path(args.checkpoint)
         check_writable_file(out, (".pt", ".pth"))  # before the sweep, not after it
         if out.exists() and source.exists() and out.resolve() == source.resolve():

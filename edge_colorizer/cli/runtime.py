@@ -120,6 +120,14 @@ def export(model, fmt, precision, size, out_path, calibration, calibration_image
     )
 
 
+def _require_calibration(formats, precisions, calibration) -> None:
+    """A precision whose export needs calibration photos, asked for without --calibration, is a usage
+    error (the row or check asked for would only be skipped). ``formats``: None for torch."""
+    needs = sorted({p for f in formats if f is not None for p in precisions if p in f.calibrated})
+    if needs and not calibration:
+        raise click.UsageError(f"precision {', '.join(needs)} needs calibration images: pass --calibration DIR")
+
+
 @main.command()
 @click.option(
     "--models",
@@ -181,11 +189,7 @@ def bench(
     from benchmarks.bench import BenchConfig, lpips_gate, markdown, run_bench, write_outputs
 
     h, w = parse_hw(time_size, "--time-size")
-    needs = sorted(
-        {p for r in runtimes_ for p in precisions if RUNTIMES[r] is not None and p in RUNTIMES[r].calibrated}
-    )
-    if needs and not calibration:
-        raise click.UsageError(f"precision {', '.join(needs)} needs calibration images: pass --calibration DIR")
+    _require_calibration([RUNTIMES[r] for r in runtimes_], precisions, calibration)
     from edge_colorizer.inference import prepare_output_folder
 
     try:  # before the run, not after its minutes
@@ -260,11 +264,7 @@ def compare(model, formats, precisions, artifacts, size, threads, calibration, c
 
     if formats is None:
         formats = () if artifacts else LOCAL_FORMATS
-    asked = [p for f in formats for p in (precisions or ()) if p in FORMATS[f].calibrated]
-    if asked and not calibration:  # the check asked for would only be a SKIP row
-        raise click.UsageError(
-            f"precision {', '.join(sorted(set(asked)))} needs calibration images: pass --calibration DIR"
-        )
+    _require_calibration([FORMATS[f] for f in formats], precisions or (), calibration)
     try:
         require_checkpoint(model, "compare (torch is the reference)")
         colorizer = load_colorizer(model, size=size)
