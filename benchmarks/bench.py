@@ -119,7 +119,14 @@ def resolve_model(spec: str) -> ModelSpec:
     return ModelSpec(label, load_model(path), path, "", True)
 
 
-def artifact_row(spec: ModelSpec, views: dict, lpips: LPIPS, cfg: BenchConfig) -> Row:
+Status = Callable[[str], None]  # what a case is doing now (the command shows it in its bar)
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def artifact_row(spec: ModelSpec, views: dict, lpips: LPIPS, cfg: BenchConfig, status: Status = _quiet) -> Row:
     """The one row of an exported artifact: its own runtime and precision (parity: its card's, vs its parent)."""
     fmt = artifact_format(spec.artifact)
     meta = read_artifact_metadata(fmt, spec.artifact)
@@ -130,7 +137,7 @@ def artifact_row(spec: ModelSpec, views: dict, lpips: LPIPS, cfg: BenchConfig) -
     if spec.card.get("parent"):
         row.note += f" of {spec.card['parent'].split(' (')[0]}"
     with load_format_module(fmt).Runner(spec.artifact, threads=cfg.threads, name=spec.label) as runner:
-        measure_row(row, runner, spec, views, lpips, cfg, None)
+        measure_row(row, runner, spec, views, lpips, cfg, None, status)
     return row
 
 
@@ -238,7 +245,14 @@ def _fits(runner: BaseRunner, images: list[np.ndarray]) -> bool:
 
 
 def measure_row(
-    row: Row, runner: BaseRunner, spec: ModelSpec, views: dict, lpips: LPIPS, cfg: BenchConfig, reference
+    row: Row,
+    runner: BaseRunner,
+    spec: ModelSpec,
+    views: dict,
+    lpips: LPIPS,
+    cfg: BenchConfig,
+    reference,
+    status: Status = _quiet,
 ) -> dict[str, list[np.ndarray]]:
     """Fill ``row`` (quality, parity, timing) from an active runner; returns its outputs per protocol."""
     outputs: dict[str, list[np.ndarray]] = {}
@@ -247,23 +261,35 @@ def measure_row(
             if not _fits(runner, views[p]):
                 row.note = (row.note + "; " if row.note else "") + f"{p}: fixed input shape, not scored"
                 continue
-            outputs[p] = [runner.infer({INPUT_NAME: x[None]})[OUTPUT_NAME][0] for x in views[p]]
+            outputs[p] = []
+            for i, x in enumerate(views[p]):
+                status(f"{p} protocol, photo {i + 1}/{len(views[p])}")
+                outputs[p].append(runner.infer({INPUT_NAME: x[None]})[OUTPUT_NAME][0])
+            status(f"{p} protocol, scoring")
             row.quality[p] = quality(outputs[p], views[p], lpips)
     if reference is not None:
+        status("parity vs torch")
         parity = compare(reference, runner)
         row.parity_max, row.parity_mean = float(parity.max_abs), parity.mean_abs
         fmt = format_for_runtime(row.runtime)
         row.parity_ok = parity.within(*fmt.tolerances[row.precision])
         if not row.parity_ok:
             row.note = (row.note + "; " if row.note else "") + "parity above the table's tolerance"
+    status("timing")
     row.p50_ms, row.p95_ms, row.img_per_s = time_runner(runner, cfg)
     row.threads = runner.threads
     return outputs
 
 
-def run_bench(cfg: BenchConfig, log: Callable[[str], None] = print) -> tuple[list[Row], int]:
+def run_bench(
+    cfg: BenchConfig,
+    log: Callable[[str], None] = print,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> tuple[list[Row], int]:
     """All rows of the table, and the number of photos they were measured on. A row that cannot be built
-    or whose runner fails (loading or inference) gets the reason in its note; the others go on."""
+    or whose runner fails (loading or inference) gets the reason in its note; the others go on.
+
+    ``progress(what, cases done, cases in all)`` is told what each case is doing as it goes."""
     unknown = [r for r in cfg.runtimes if r not in RUNTIMES]
     if unknown:
         raise ValueError(f"unknown runtime {', '.join(unknown)}; known: {', '.join(RUNTIMES)}")
@@ -275,12 +301,18 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = print) -> tuple[lis
     calibration = load_calibration(cfg.calibration, cfg.calibration_images) if cfg.calibration else None
     lpips = LPIPS(cfg.lpips_net)
     rows: list[Row] = []
-    for model in cfg.models:
-        spec = resolve_model(model)
+    specs = [resolve_model(model) for model in cfg.models]
+    total = sum(1 if s.artifact is not None else len(cfg.runtimes) * len(cfg.precisions) for s in specs)
+
+    def case(label: str) -> Status:
+        done = len(rows)
+        return (lambda what: progress(f"{label}: {what}", done, total)) if progress else _quiet
+
+    for spec in specs:
         if spec.artifact is not None:
             log(f"bench {spec.label} ({spec.note})")
             try:
-                rows.append(artifact_row(spec, views, lpips, cfg))
+                rows.append(artifact_row(spec, views, lpips, cfg, case(spec.label)))
             except Exception as exc:  # its runtime missing or failing: a row saying so
                 rows.append(Row(spec.label, "?", "?", f"failed: {one_line(exc, with_type=False)}"))
             continue
@@ -292,8 +324,10 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = print) -> tuple[lis
         for runtime in sorted(cfg.runtimes, key=lambda r: r != "torch"):
             for precision in cfg.precisions:
                 log(f"bench {spec.label} / {runtime} / {precision}")
+                status = case(f"{spec.label} / {runtime} / {precision}")
                 row = Row(spec.label, runtime, precision, spec.note, params, gmacs, net_size=size if params else 0)
                 try:
+                    status("export" if format_for_runtime(runtime) else "load")
                     runner, row.size_mb = make_runner(spec, runtime, precision, cfg, calibration)
                 except Exception as exc:  # NotRun, a failed export (parity gate), a missing SDK: a row
                     log(f"skip {spec.label} / {runtime} / {precision}: {one_line(exc)}")
@@ -302,7 +336,9 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = print) -> tuple[lis
                     continue
                 try:
                     with reference, runner:
-                        measure_row(row, runner, spec, views, lpips, cfg, None if runtime == "torch" else reference)
+                        measure_row(
+                            row, runner, spec, views, lpips, cfg, None if runtime == "torch" else reference, status
+                        )
                 except Exception as exc:  # a runtime that fails to load or to infer: this row only
                     log(f"failed {spec.label} / {runtime} / {precision}: {one_line(exc)}")
                     row = Row(
@@ -316,6 +352,8 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = print) -> tuple[lis
                         row.net_size,
                     )
                 rows.append(row)
+    if progress:
+        progress("done", len(rows), total)
     return rows, len(images)
 
 

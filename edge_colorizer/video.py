@@ -293,7 +293,9 @@ def colorize_video(
     try:
         container = av.open(str(source), metadata_errors="replace")
     except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
-        raise VideoError(f"{shown(source)}: not a readable video ({one_line(exc)})") from None
+        # FFmpeg's errors carry the file name again; its reason alone reads as one line after ours
+        reason = getattr(exc, "strerror", None) or one_line(exc)
+        raise VideoError(f"{shown(source)}: not a readable video ({reason})") from None
     with container:
         if container.format.name == "image2" or container.format.name.endswith("_pipe"):
             raise VideoError(f"{shown(source)}: a still image ({container.format.name}), not a video")

@@ -204,6 +204,8 @@ def test_train_refuses_options_its_recipe_cannot_honour(tmp_path):
         (["--recipe", "gan-teacher", "--gan-steps", "0", "--gan-minutes", "1"], "leaves no adversarial stage"),
         (["--cutout-prob", "0.3"], "--cutout-prob needs --cutouts"),
         (["--subset", "0"], "--subset"),
+        (["--recipe", "student-l1", "--rebalance", "0.2"], "no ab-bin loss to rebalance"),
+        (["--rebalance", "0"], "--rebalance"),
     ]
     for extra, message in cases:
         result = CliRunner().invoke(main, ["train", "--data", str(data), "--out", str(tmp_path / "o"), *extra])
@@ -224,8 +226,26 @@ def test_train_gan_steps_0_drops_the_adversarial_stage(tmp_path, monkeypatch):
     assert [s.name for s in seen[0].stages()] == ["train"] and seen[0].subset == 0.5 and seen[0].seed == 3
     assert [s.name for s in seen[1].stages()] == ["pretrain", "gan"] and seen[1].gan.steps == 7
     assert not seen[0].compile
-    assert CliRunner().invoke(main, [*args, "--compile", "--full-frame", "0.5"]).exit_code == 0
+    assert CliRunner().invoke(main, [*args, "--compile", "--full-frame", "0.5", "--rebalance", "0.25"]).exit_code == 0
     assert seen[2].compile and seen[2].full_frame == 0.5 and seen[0].full_frame == 0.0
+    assert seen[2].rebalance == 0.25 and seen[0].rebalance == 0.5
+
+
+def test_working_spins_on_a_terminal_only(monkeypatch):
+    from io import StringIO
+
+    from rich.console import Console
+
+    import edge_colorizer.cli.common as common
+
+    for terminal in (True, False):
+        out = StringIO()
+        monkeypatch.setattr(common, "err", Console(file=out, force_terminal=terminal, width=100))
+        with common.working("export teacher to onnx"):
+            common.say("a line said meanwhile")
+        text = out.getvalue()
+        assert "a line said meanwhile" in text
+        assert ("export teacher to onnx" in text) == terminal, text
 
 
 def test_compress_distill_passes_compile_to_its_training(tmp_path, monkeypatch):
@@ -310,3 +330,15 @@ def test_evaluate_video_checks_its_json_path_and_model_first(tmp_path):
     assert bad_json.exit_code == 1 and bad_json.stderr.strip().endswith(f"{tmp_path / 'afile'} is not a folder")
     artifact = CliRunner().invoke(main, ["evaluate-video", "--model", "student-int8"])
     assert artifact.exit_code == 1 and "student-int8 is an exported onnx model" in artifact.stderr
+
+
+def test_data_prepare_refuses_an_out_or_cache_that_is_a_file_before_any_download(tmp_path, monkeypatch):
+    import edge_colorizer.data.sources as sources
+
+    monkeypatch.setattr(sources, "prepare", lambda *a, **k: pytest.fail("the download started"))
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for extra in (["--out", str(afile)], ["--out", str(tmp_path / "d"), "--cache", str(afile / "c")]):
+        result = CliRunner().invoke(main, ["data", "prepare", *extra])
+        assert result.exit_code == 1 and result.output.count("\n") == 1 and str(afile) in result.output, result.output
+        assert not (tmp_path / "d").exists()

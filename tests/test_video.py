@@ -151,6 +151,7 @@ def test_unreadable_input_is_one_line_naming_the_file_and_nothing_is_written(tmp
         colorize_video(src, out / "o.mp4", colorize)
     message = str(info.value)
     assert message.startswith(str(src)) and "\n" not in message
+    assert message.count(src.name) == 1, message  # the file named once, not again inside FFmpeg's reason
     assert not out.exists() or os.listdir(out) == []
 
 

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from edge_colorizer.io import DEFAULT_MAX_PIXELS
 
@@ -23,15 +23,20 @@ def say(message: str) -> None:
 
 def progress_bar() -> Progress:
     """A bar on a terminal; nothing at all when stderr is a file or a pipe (logs get only the lines)."""
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-        disable=not err.is_terminal,
-    )
+    return _live(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+
+
+@contextmanager
+def working(description: str) -> Iterator[None]:
+    """A spinner with the elapsed time for work whose length is unknown (a conversion, a parity check);
+    as the bar, only on a terminal. Lines said meanwhile are printed above it."""
+    with _live(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn()) as live:
+        live.add_task(description, total=None)
+        yield
+
+
+def _live(*columns) -> Progress:
+    return Progress(*columns, console=err, transient=True, disable=not err.is_terminal)
 
 
 def _multiple_of_8(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:

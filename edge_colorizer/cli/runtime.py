@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from edge_colorizer.cli import main
-from edge_colorizer.cli.common import say, size_option, stop_cleanly, threads_option
+from edge_colorizer.cli.common import progress_bar, say, size_option, stop_cleanly, threads_option, working
 from edge_colorizer.inference import EDGE_MODEL
 from runtimes.formats import FORMATS, RUNTIMES
 
@@ -100,17 +100,18 @@ def export(model, fmt, precision, size, out_path, calibration, calibration_image
             require_checkpoint(model, "export")
             colorizer = load_colorizer(model, size=size)
             images = _calibration(calibration, calibration_images)
-            exported = export_artifact(
-                colorizer,
-                fmt,
-                path,
-                precision,
-                images,
-                model_name=model,
-                checkpoint=resolve_model_path(model),
-                force=force,
-                shape=hw,
-            )
+            with working(f"export {model} to {fmt} {precision}, then its parity check"):
+                exported = export_artifact(
+                    colorizer,
+                    fmt,
+                    path,
+                    precision,
+                    images,
+                    model_name=model,
+                    checkpoint=resolve_model_path(model),
+                    force=force,
+                    shape=hw,
+                )
         except (ValueError, OSError, RuntimeError, ImportError) as exc:
             raise click.ClickException(str(exc)) from None
     limit = spec.tolerances[precision]
@@ -213,9 +214,14 @@ def bench(
         calibration=calibration or "",
         calibration_images=calibration_images,
     )
-    with stop_cleanly():
+    with stop_cleanly(), progress_bar() as bar:
+        task = bar.add_task("bench", total=None)
         try:
-            rows, n_images = run_bench(cfg, log=say)
+            rows, n_images = run_bench(
+                cfg,
+                log=say,
+                progress=lambda what, done, total: bar.update(task, description=what, completed=done, total=total),
+            )
             paths = write_outputs(rows, cfg, n_images)
         except (ValueError, OSError, RuntimeError) as exc:
             raise click.ClickException(str(exc)) from None
@@ -268,17 +274,18 @@ def compare(model, formats, precisions, artifacts, size, threads, calibration, c
     try:
         require_checkpoint(model, "compare (torch is the reference)")
         colorizer = load_colorizer(model, size=size)
-        rows = compare_formats(
-            colorizer,
-            list(formats),
-            list(precisions) if precisions else None,
-            artifacts=list(artifacts),
-            calibration=_calibration(calibration, calibration_images),
-            model_name=model,
-            checkpoint=resolve_model_path(model),
-            threads=threads,
-            log=say,
-        )
+        with working(f"parity of {model} in each format"):
+            rows = compare_formats(
+                colorizer,
+                list(formats),
+                list(precisions) if precisions else None,
+                artifacts=list(artifacts),
+                calibration=_calibration(calibration, calibration_images),
+                model_name=model,
+                checkpoint=resolve_model_path(model),
+                threads=threads,
+                log=say,
+            )
     except (ValueError, OSError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"parity vs torch fp32 on runtimes.runners.parity_images(), uint8 levels ({model}):")

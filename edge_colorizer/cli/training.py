@@ -68,6 +68,13 @@ DECODERS = ("plain", "dynamic")
 @click.option("--encoder", type=click.Choice(ENCODERS), default=None, help="unet_generator: the ImageNet encoder.")
 @click.option("--decoder", type=click.Choice(DECODERS), default=None, help="unet_generator: decoder type.")
 @click.option("--no-pretrained", is_flag=True, help="unet_generator: train the encoder from scratch.")
+@click.option(
+    "--rebalance",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=None,
+    help="Class rebalancing of the ab-bin loss (Zhang et al.'s lambda; default 0.5): lower weights rare, "
+    "saturated colours more; 1 turns it off.",
+)
 @click.option("--ema", type=click.FloatRange(0, 1, max_open=True), default=None, help="EMA decay of the weights.")
 @click.option("--batch-size", type=click.IntRange(1), default=None)
 @click.option("--size", type=click.IntRange(16, 1024), default=None, help="Training crop size.")
@@ -111,6 +118,8 @@ def train(recipe_name, resume, encoder, decoder, no_pretrained, gan_steps, gan_m
         raise click.UsageError(f"{names}: recipe {recipe_name!r} has no adversarial stage")
     if options["cutout_prob"] is not None and not options["cutouts"]:
         raise click.UsageError("--cutout-prob needs --cutouts (the cut-out folder)")
+    if options["rebalance"] is not None and base.loss != "bins":
+        raise click.UsageError(f"--rebalance: recipe {recipe_name!r} has no ab-bin loss to rebalance")
     if options["val_every"] is not None or options["patience"] is not None:
         if not options["val"]:
             raise click.UsageError("--val-every/--patience need --val (the validation photos)")
@@ -141,12 +150,19 @@ def data() -> None:
 
 
 @data.command("prepare")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder (train/, val/, eval/).")
-@click.option("--cache", type=click.Path(file_okay=False), default=None, help="Where .debs are downloaded/unpacked.")
+@click.option("--out", required=True, help="Output folder (train/, val/, eval/).")
+@click.option("--cache", default=None, help="Where .debs are downloaded/unpacked.")
 def data_prepare(out, cache) -> None:
     """Build the pools from Debian packages (apt-get download + dpkg -x; nothing is installed)."""
     from edge_colorizer.data.sources import prepare
+    from edge_colorizer.io import check_writable_folder
 
+    try:  # one line before any download, as every command that writes a folder
+        for folder in (out, cache):
+            if folder:
+                check_writable_folder(folder)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
     with stop_cleanly(), progress_bar() as progress:
         task = progress.add_task("packages", total=None)
 

@@ -164,7 +164,20 @@ def test_a_runner_that_fails_inside_becomes_a_row(setup, monkeypatch):
 def test_rows_for_every_runtime_and_precision_and_json_without_nan(setup):
     root, data, ckpt = setup
     cfg = tiny_bench(root, "grid", (str(ckpt),), ("torch", "tensorrt"), precisions=("fp32", "fp16"), max_images=1)
-    rows, n = run_bench(cfg, log=lambda *_: None)
+    told = []
+    rows, n = run_bench(cfg, log=lambda *_: None, progress=lambda *args: told.append(args))
+    # the bar: cases done out of all four, and what the running case does
+    assert {total for _, _, total in told} == {4} and told[-1] == ("done", 4, 4)
+    assert [done for _, done, _ in told] == sorted(done for _, done, _ in told)
+    said = [what for what, done, _ in told if done == 0]
+    assert said == [
+        "tiny / torch / fp32: load",
+        "tiny / torch / fp32: paper protocol, photo 1/1",
+        "tiny / torch / fp32: paper protocol, scoring",
+        "tiny / torch / fp32: deploy protocol, photo 1/1",
+        "tiny / torch / fp32: deploy protocol, scoring",
+        "tiny / torch / fp32: timing",
+    ]
     assert [(r.runtime, r.precision) for r in rows] == [
         ("torch", "fp32"),
         ("torch", "fp16"),
