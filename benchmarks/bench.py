@@ -34,10 +34,9 @@ from edge_colorizer.models import create_model, list_models
 from edge_colorizer.models.profile import count_macs, count_params
 from edge_colorizer.timing import time_ms
 from runtimes.artifacts import artifact_size
-from runtimes.compare import unavailable
 from runtimes.export import export_artifact, load_calibration, read_artifact_metadata
 from runtimes.formats import RUNTIMES, format_for_runtime, load_format_module
-from runtimes.models import artifact_format
+from runtimes.models import artifact_format, unavailable
 from runtimes.runners import INPUT_NAME, OUTPUT_NAME, BaseRunner, TorchRunner, compare, conform
 
 PROTOCOLS = ("paper", "deploy")

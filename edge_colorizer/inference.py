@@ -184,6 +184,11 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and ("can't allocate memory" in str(exc) or "out of memory" in str(exc))
 
 
+class UnfitInput(ValueError):
+    """An input this colorizer cannot take (a fixed-shape artifact and another size); the message is the
+    reason, the file is named before it."""
+
+
 def _failure(src: Path, dst: Path, exc: Exception) -> str:
     """The one line that reports ``exc`` for ``src``."""
     name = shown(src)
@@ -195,6 +200,8 @@ def _failure(src: Path, dst: Path, exc: Exception) -> str:
         return f"{name}: out of memory ({where}); skipped"
     if isinstance(exc, ValueError) and str(exc).startswith(name + ":"):
         return str(exc)
+    if isinstance(exc, UnfitInput):
+        return f"{name}: {exc}"
     if isinstance(exc, OSError):
         return f"{name}: cannot write {shown(dst)} ({os_reason(exc)})"
     return f"{name}: failed ({one_line(exc)})"

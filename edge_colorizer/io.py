@@ -148,9 +148,10 @@ def _stale(name: str) -> bool:
     return m is not None and not _process_running(int(m["pid"]))
 
 
-def sweep_temporaries(folder: str | Path) -> list[Path]:
-    """Remove the temporaries under ``folder`` whose writer is no longer running (killed mid-write);
-    returns what was removed. Links are not followed; a temporary still being written is kept."""
+def sweep_temporaries(folder: str | Path, recursive: bool = True) -> list[Path]:
+    """Remove the temporaries in ``folder`` (and below it, ``recursive``) whose writer is no longer
+    running (killed mid-write); returns what was removed. Links are not followed; a temporary still
+    being written is kept."""
     removed = []
     for parent, dirs, files in os.walk(folder):
         for name in [*files, *dirs]:
@@ -158,7 +159,7 @@ def sweep_temporaries(folder: str | Path) -> list[Path]:
                 path = Path(parent) / name
                 if remove_path(path):
                     removed.append(path)
-        dirs[:] = [d for d in dirs if not _stale(d)]
+        dirs[:] = [d for d in dirs if not _stale(d)] if recursive else []
     return removed
 
 
@@ -251,6 +252,15 @@ def default_file_mode() -> int:
     umask = os.umask(0)
     os.umask(umask)
     return 0o666 & ~umask
+
+
+def same_file(a: str | Path, b: str | Path) -> bool:
+    """Whether ``a`` and ``b`` name one file (the same path, a link to it, or a hard link); False when
+    either is missing."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def _check_can_create(path: Path, start: Path) -> None:

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from edge_colorizer.colorizer import ColorizerModule
-from edge_colorizer.io import check_writable_file, default_file_mode, one_line, shown, temporary_name
+from edge_colorizer.io import check_writable_file, default_file_mode, one_line, same_file, shown, temporary_name
 
 if TYPE_CHECKING:
     from edge_colorizer.temporal import TemporalSmoother
@@ -64,13 +64,6 @@ def _av():
 
 def partial_path(out: Path) -> Path:
     return out.with_name(f"{out.stem}.partial{out.suffix}")
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
-    except OSError:
-        return False
 
 
 # ---- colorize callables --------------------------------------------------------------------------
@@ -282,7 +275,7 @@ def colorize_video(
             f"use one of {', '.join(CONTAINERS)}"
         )
     for target in (out, partial_path(out)):
-        if target.resolve() == source.resolve() or _same_file(target, source):
+        if target.resolve() == source.resolve() or same_file(target, source):
             raise VideoError(f"{shown(source)}: the output {shown(target)} would overwrite the input")
     if not source.is_file():
         raise VideoError(f"{shown(source)}: no such file")

@@ -14,7 +14,16 @@ import numpy as np
 
 from edge_colorizer import __version__
 from edge_colorizer.colorizer import ColorizerModule
-from edge_colorizer.io import default_file_mode, file_sha256, remove_path, sweep_target, temporary_name
+from edge_colorizer.io import (
+    NAME_MAX,
+    default_file_mode,
+    file_sha256,
+    remove_path,
+    shown,
+    sweep_target,
+    sweep_temporaries,
+    temporary_name,
+)
 from edge_colorizer.lab import AB_NORM, L_CENT, L_NORM, WHITE_D65
 from runtimes.runners import INPUT_NAME, OUTPUT_NAME, BaseRunner, Parity, TorchRunner, compare
 
@@ -66,19 +75,39 @@ def parity_gate(where: str | Path, parity: Parity, tolerance: tuple[int, float])
         )
 
 
-def check_destination(out: Path, force: bool) -> None:
-    """One-line errors, before any work: an existing artifact without ``force``, a folder that cannot be
-    created (a path under a file) or written (read-only)."""
-    if os.path.lexists(out) and not force:
-        raise ExportError(f"{out}: already exists; pass --force to overwrite it")
-    folder = out.absolute().parent
-    existing = folder
+def check_destination(out: Path, force: bool, folder: bool = False) -> None:
+    """One-line errors, before any work: no file name, a name the runtimes cannot open (not UTF-8), an
+    existing artifact without ``force`` (with it, one of the other kind: a folder where the artifact is a
+    file or the reverse), a folder that cannot be created (a path under a file) or written (read-only, a
+    name too long, a pseudo-filesystem: a temporary of the artifact's name is created there and removed)."""
+    name = shown(out)
+    if out.name in ("", ".", ".."):
+        raise ExportError(f"{name}: names a folder; give the artifact a name")
+    if len(os.fsencode(out.name)) > NAME_MAX:
+        raise ExportError(f"{name}: a name longer than {NAME_MAX} bytes, which no common file system takes")
+    try:
+        os.fspath(out).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ExportError(f"{name}: a name that is not UTF-8, which the runtimes cannot open; choose another") from None
+    if os.path.lexists(out):
+        if not force:
+            raise ExportError(f"{name}: already exists; pass --force to overwrite it")
+        if os.path.isdir(out) != folder:
+            kind = "a folder" if folder else "a file"
+            raise ExportError(f"{name}: exists and is not {kind} as the artifact is; refusing to replace it")
+    existing = out.absolute().parent
     while not os.path.lexists(existing) and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
-        raise ExportError(f"{out}: cannot create it, {existing} is not a folder")
+        raise ExportError(f"{name}: cannot create it, {shown(existing)} is not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise ExportError(f"{out}: cannot write in {existing} (permission denied)")
+        raise ExportError(f"{name}: cannot write in {shown(existing)} (permission denied)")
+    probe = existing / temporary_name(out, suffix=out.suffix)
+    try:
+        os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        os.unlink(probe)
+    except OSError as exc:
+        raise ExportError(f"{name}: cannot write in {shown(existing)} ({exc.strerror or exc})") from None
 
 
 @contextmanager
@@ -87,12 +116,13 @@ def staged(out: str | Path, force: bool = False, folder: bool = False) -> Iterat
     write the artifact into; when the block ends normally it is renamed to ``out`` (replacing an
     existing one only with ``force``), on any exception it is removed. Files get the umask's mode."""
     out = Path(out)
-    check_destination(out, force)
+    check_destination(out, force, folder)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ExportError(f"{out}: cannot create folder {out.parent} ({exc.strerror})") from None
-    sweep_target(out)  # what an exporter killed mid-write left
+    sweep_target(out)  # what an exporter killed mid-write left (older versions' names too)
+    sweep_temporaries(out.parent, recursive=False)  # of any artifact: the folder a killed export left
     tmp = out.parent / temporary_name(out, suffix=out.suffix)
     try:
         if folder:

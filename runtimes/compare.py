@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from edge_colorizer.colorizer import ColorizerModule
-from edge_colorizer.io import one_line
+from edge_colorizer.io import file_sha256, one_line, shown
 from runtimes.artifacts import measure_parity
 from runtimes.export import export_artifact, read_artifact_metadata
 from runtimes.formats import FORMATS, Format, load_format_module
+from runtimes.models import artifact_format, unavailable
 from runtimes.runners import Parity
 
 
@@ -40,25 +40,13 @@ class ParityRow:
         ).rstrip()
 
 
-def unavailable(fmt: Format) -> str:
-    """Why ``fmt``'s artifacts cannot run on this machine ('' when they can)."""
-    if not fmt.runs_on_linux:
-        return f"{fmt.name} predicts only on macOS"
-    if fmt.needs_gpu and not torch.cuda.is_available():
-        return f"{fmt.name} needs a CUDA GPU"
-    try:
-        load_format_module(fmt)
-    except ImportError as exc:
-        return str(exc)
-    return ""
-
-
-def format_of_artifact(path: str | Path) -> Format:
-    name = Path(path).name
-    for fmt in FORMATS.values():
-        if name.endswith(fmt.suffix):
-            return fmt
-    raise ValueError(f"{path}: unknown artifact type; suffixes: {', '.join(f.suffix for f in FORMATS.values())}")
+def at_size(colorizer: ColorizerModule, size: str | int | None) -> ColorizerModule:
+    """``colorizer`` at the network size an artifact was exported at (its metadata's), so the reference
+    computes what the artifact computes; itself when the size is unknown or the same."""
+    size = int(size or 0)
+    if not size or size == colorizer.size:
+        return colorizer
+    return ColorizerModule(colorizer.net, size=size, resize=colorizer.resize, upsample=colorizer.upsample).eval()
 
 
 def check_artifact(
@@ -80,6 +68,46 @@ def check_artifact(
     return ParityRow(fmt.name, precision, fmt.runtime, str(path), status, parity, tolerance)
 
 
+def _check_given(
+    colorizer: ColorizerModule, path, checkpoint, model_name: str, threads: int, log: Callable[[str], None]
+) -> ParityRow:
+    """The row of one existing artifact; its reason column starts with its path (several may be given)."""
+
+    def row(fmt: str, precision: str, runtime: str, status: str, *notes: str, **measured) -> ParityRow:
+        reason = "; ".join(n for n in (shown(path), *notes) if n)
+        return ParityRow(fmt, precision, runtime, str(path), status, reason=reason, **measured)
+
+    fmt = artifact_format(path)
+    if fmt is None:
+        suffixes = ", ".join(f.suffix for f in FORMATS.values())
+        return row("?", "?", "?", "fail", f"unknown artifact type; suffixes: {suffixes}")
+    why = unavailable(fmt)
+    try:  # Core ML's metadata reads on Linux too, where its model cannot run
+        meta = read_artifact_metadata(fmt, path)
+    except Exception as exc:  # an unreadable artifact fails, it is not skipped
+        if why:
+            return row(fmt.name, "?", fmt.runtime, "skip", why)
+        return row(fmt.name, "?", fmt.runtime, "fail", one_line(exc))
+    precision = meta.get("precision", fmt.precisions[0])
+    if why:
+        return row(fmt.name, precision, fmt.runtime, "skip", why)
+    log(f"compare {shown(path)} ({fmt.name} {precision})")
+    checked = check_artifact(at_size(colorizer, meta.get("network_size")), fmt, path, precision, threads)
+    source, other = meta.get("checkpoint_sha256"), ""
+    if source and checkpoint and Path(checkpoint).is_file() and source != file_sha256(checkpoint):
+        other = f"exported from another checkpoint ({meta.get('model') or source[:12]}), not {model_name or checkpoint}"
+    return row(
+        fmt.name,
+        precision,
+        fmt.runtime,
+        checked.status,
+        checked.reason,
+        other,
+        parity=checked.parity,
+        tolerance=checked.tolerance,
+    )
+
+
 def compare_formats(
     colorizer: ColorizerModule,
     formats: list[str],
@@ -95,26 +123,17 @@ def compare_formats(
     """Export ``colorizer`` to every format x precision (default: the format's default precision) that runs
     here and compare each with torch; ``artifacts`` are existing files checked as they are (their format
     from the suffix, their precision from their metadata). Formats that cannot run here are skipped rows."""
-    rows: list[ParityRow] = []
-    for path in artifacts:
-        fmt = format_of_artifact(path)
-        why = unavailable(fmt)
-        try:
-            precision = read_artifact_metadata(fmt, path).get("precision", fmt.precisions[0]) if not why else "?"
-        except Exception as exc:  # an unreadable artifact fails, it is not skipped
-            rows.append(ParityRow(fmt.name, "?", fmt.runtime, str(path), "fail", reason=one_line(exc)))
-            continue
-        if why:
-            rows.append(ParityRow(fmt.name, precision, fmt.runtime, str(path), "skip", reason=why))
-            continue
-        log(f"compare {path} ({fmt.name} {precision})")
-        rows.append(check_artifact(colorizer, fmt, path, precision, threads))
+    rows: list[ParityRow] = [_check_given(colorizer, path, checkpoint, model_name, threads, log) for path in artifacts]
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         for name in formats:
             fmt = FORMATS[name]
-            wanted = [p for p in precisions if p in fmt.precisions] if precisions else [fmt.precisions[0]]
+            wanted = precisions or [fmt.precisions[0]]
             why = unavailable(fmt)
             for precision in wanted:
+                if precision not in fmt.precisions:
+                    reason = f"{fmt.name} has no {precision} (it has {', '.join(fmt.precisions)})"
+                    rows.append(ParityRow(fmt.name, precision, fmt.runtime, "", "skip", reason=reason))
+                    continue
                 if why:
                     rows.append(ParityRow(fmt.name, precision, fmt.runtime, "", "skip", reason=why))
                     continue

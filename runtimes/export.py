@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_colorizer.colorizer import ColorizerModule
-from edge_colorizer.io import fit_long_side
+from edge_colorizer.io import fit_long_side, same_file, shown
 from runtimes.artifacts import ExportError, check_destination
 from runtimes.formats import Format, get_format, load_format_module
 from runtimes.runners import Exported
@@ -67,7 +67,8 @@ def export_artifact(
     check_request(spec, precision, calibration)
     if shape is not None and not spec.fixed_shape:
         raise ValueError(f"{spec.name} artifacts take any image size: a fixed input shape does not apply")
-    check_destination(Path(out), force)
+    out = Path(out)
+    _check_target(spec, out, force, checkpoint)
     if spec.needs_gpu:
         import torch
 
@@ -81,6 +82,30 @@ def export_artifact(
     if shape is not None:
         kwargs["shape"] = (1, int(shape[0]), int(shape[1]), 3)
     return module.export(colorizer, out, precision, calibration, model_name=model_name, checkpoint=checkpoint, **kwargs)
+
+
+def _check_target(spec: Format, out: Path, force: bool, checkpoint: str | Path | None) -> None:
+    """Before any work: the destination's own checks, a name that says the format (compare, bench and
+    colorize know an artifact by it), never the checkpoint itself, and ``force`` replaces only an
+    artifact of the same format (a folder of someone's files is not one)."""
+    check_destination(out, force, spec.folder)
+    name = shown(out)
+    if not out.name.endswith(spec.suffix) or out.name == spec.suffix:
+        raise ExportError(
+            f"{name}: {spec.name} artifacts' names end in {spec.suffix} (compare, bench and colorize "
+            "know the format by it)"
+        )
+    if checkpoint is not None and same_file(out, checkpoint):
+        raise ExportError(f"{name}: is the checkpoint being exported; write the artifact to another name")
+    if force and spec.folder and out.is_dir() and any(out.iterdir()):
+        try:
+            known = bool(read_artifact_metadata(spec, out).get("producer", "").startswith("edge-colorizer"))
+        except Exception:  # unreadable: not one of ours
+            known = False
+        if not known:
+            raise ExportError(
+                f"{name}: exists and is not an edge-colorizer {spec.name} artifact; refusing to replace it"
+            )
 
 
 def read_artifact_metadata(fmt: Format, path: str | Path) -> dict[str, str]:

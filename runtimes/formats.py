@@ -33,6 +33,7 @@ class Format:
     needs_gpu: bool = False  # builds/runs only with a CUDA device
     runs_on_linux: bool = True  # Core ML converts here but predicts only on macOS
     fixed_shape: bool = False  # the artifact has one input shape (chosen at export)
+    folder: bool = False  # the artifact is a folder (named <name><suffix>), not a file
     calibrated: tuple[str, ...] = ()  # precisions whose export needs calibration images from the caller
     # uint8 parity against torch, per precision: (max |diff|, mean |diff|) in uint8 levels
     tolerances: dict[str, tuple[int, float]] = field(default_factory=dict)
@@ -63,6 +64,7 @@ FORMATS: dict[str, Format] = {
             "openvino",
             "openvino",
             "openvino",
+            folder=True,
             calibrated=("int8",),
             # measured: fp32 1 / 0.00; fp16 (compressed weights) 1 / 0.05 and 2 / 0.06; int8 19 / 0.61, 77 / 1.84
             tolerances={"fp32": (2, 0.05), "fp16": (8, 0.25), "int8": (96, 2.5)},
@@ -87,6 +89,7 @@ FORMATS: dict[str, Format] = {
             "coreml",
             "coreml",
             "coremltools",
+            folder=True,
             runs_on_linux=False,
             # emulated (Core ML predicts only on macOS), student / teacher: fp32 1 / 0.01 both; fp16 3 / 0.18 and
             # 9 / 0.23 (the Lab kernel runs in fp16 too: up to 3 levels alone, so max 12, not 8); int8-weights

@@ -8,9 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from edge_colorizer.colorizer import ColorizerModule
-from edge_colorizer.inference import load_colorizer, resolve_model_path
+from edge_colorizer.inference import UnfitInput, load_colorizer, resolve_model_path
 from edge_colorizer.io import one_line
 from runtimes.formats import FORMATS, Format, load_format_module
 from runtimes.runners import INPUT_NAME, OUTPUT_NAME, BaseRunner
@@ -23,6 +24,19 @@ def artifact_format(path: str | Path) -> Format | None:
         if name.endswith(fmt.suffix) and name != fmt.suffix:
             return fmt
     return None
+
+
+def unavailable(fmt: Format) -> str:
+    """Why ``fmt``'s artifacts cannot run on this machine ('' when they can)."""
+    if not fmt.runs_on_linux:
+        return f"{fmt.name} predicts only on macOS"
+    if fmt.needs_gpu and not torch.cuda.is_available():
+        return f"{fmt.name} needs a CUDA GPU"
+    try:
+        load_format_module(fmt)
+    except ImportError as exc:
+        return str(exc)
+    return ""
 
 
 def require_checkpoint(model: str, what: str) -> None:
@@ -53,9 +67,10 @@ class ArtifactColorizer:
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
         if (self.height, self.width) != (None, None) and rgb.shape[:2] != (self.height, self.width):
-            raise ValueError(
-                f"{rgb.shape[1]}x{rgb.shape[0]} px: the {self.format.name} artifact {self.path.name} takes "
-                f"{self.width}x{self.height} px only (fixed-shape export)"
+            h, w = rgb.shape[:2]
+            raise UnfitInput(
+                f"{h}x{w} px (HxW), and {self.path.name} takes {self.height}x{self.width} only (a fixed-shape "
+                f"{self.format.name} export; export one with --shape {h}x{w})"
             )
         return self.runner.infer({INPUT_NAME: np.ascontiguousarray(rgb)[None]})[OUTPUT_NAME][0]
 
@@ -81,4 +96,7 @@ def open_colorizer(
         )
     if not path.exists():
         raise FileNotFoundError(f"{path}: not found")
+    why = unavailable(fmt)
+    if why:
+        raise ValueError(f"{model}: cannot run here: {why}")
     return ArtifactColorizer(path, fmt, threads)

@@ -342,3 +342,29 @@ def test_data_prepare_refuses_an_out_or_cache_that_is_a_file_before_any_download
         result = CliRunner().invoke(main, ["data", "prepare", *extra])
         assert result.exit_code == 1 and result.output.count("\n") == 1 and str(afile) in result.output, result.output
         assert not (tmp_path / "d").exists()
+
+
+def test_converters_quiet_drops_what_libraries_print_and_keeps_this_tools_lines():
+    import os
+    import subprocess
+    import sys
+
+    code = "\n".join(
+        [
+            "import os, warnings",
+            "from edge_colorizer.cli.common import converters_quiet, say",
+            "with converters_quiet():",
+            "    print('python stdout noise')",
+            "    os.write(1, b'native stdout noise\\n')",
+            "    os.write(2, b'native stderr noise\\n')",
+            "    warnings.warn('a warning')",
+            "    say('our line')",
+            "print('after')",
+        ]
+    )
+    env = {k: v for k, v in os.environ.items() if k != "EDGE_COLORIZER_VERBOSE"}
+    quiet = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, "after\n", "our line\n")
+    env["EDGE_COLORIZER_VERBOSE"] = "1"
+    verbose = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert "native stdout noise" in verbose.stdout and "native stderr noise" in verbose.stderr

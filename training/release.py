@@ -23,7 +23,7 @@ import torch
 from edge_colorizer.checkpoint import load_checkpoint, model_from_checkpoint, save_model
 from edge_colorizer.colorizer import DEFAULT_SIZE, ColorizerModule
 from edge_colorizer.evaluate import evaluate
-from edge_colorizer.io import check_writable_file
+from edge_colorizer.io import check_writable_file, same_file
 from edge_colorizer.metrics.lpips import LPIPS
 
 DEFAULT_TEMPERATURES = (0.38, 0.5, 0.7, 1.0, 1.5)
@@ -161,7 +161,7 @@ def main() -> None:
             raise ValueError(f"--sizes {args.sizes}: each must be a multiple of 8, 16-1024")
         out, source = Path(args.out), Path(args.checkpoint)
         check_writable_file(out, (".pt", ".pth"))  # before the sweep, not after it
-        if out.exists() and source.exists() and out.resolve() == source.resolve():
+        if same_file(out, source):
             raise ValueError(f"{out}: is the checkpoint itself; write the release to another file")
     except ValueError as e:
         ap.exit(1, f"release: {e}\n")

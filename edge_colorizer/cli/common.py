@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -35,8 +38,56 @@ def working(description: str) -> Iterator[None]:
         yield
 
 
+@contextmanager
+def converters_quiet() -> Iterator[None]:
+    """What converters and runtimes print while they work (LiteRT's stage lines, tqdm bars, NNCF's
+    progress, warnings, native logs) is dropped, so a terminal, a log and a pipe get this tool's lines
+    only; ``EDGE_COLORIZER_VERBOSE=1`` shows it. The bars and ``say`` keep writing to the real stderr.
+
+    Works on the process's file descriptors 1 and 2, so only where sys.stdout/sys.stderr are them (not
+    under a test runner's capture)."""
+    try:
+        real = sys.stdout.fileno() == 1 and sys.stderr.fileno() == 2
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both of the last two
+        real = False
+    if not real or os.environ.get("EDGE_COLORIZER_VERBOSE"):
+        yield
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    console_stream = os.fdopen(os.dup(2), "w", buffering=1, encoding=sys.stderr.encoding, errors="backslashreplace")
+    err.file = console_stream
+    try:
+        with open(os.devnull, "w") as sink, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            os.dup2(sink.fileno(), 1)
+            os.dup2(sink.fileno(), 2)
+            try:
+                yield
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os.dup2(saved[0], 1)
+                os.dup2(saved[1], 2)
+    finally:
+        err.file = None  # back to following sys.stderr
+        console_stream.close()
+        for fd in saved:
+            os.close(fd)
+
+
 def _live(*columns) -> Progress:
-    return Progress(*columns, console=err, transient=True, disable=not err.is_terminal)
+    # no redirection of sys.stdout/sys.stderr into the display: what converters print is dropped by
+    # converters_quiet, not shown above the bar; this tool's lines go through ``err`` (say) anyway
+    return Progress(
+        *columns,
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+        redirect_stdout=False,
+        redirect_stderr=False,
+    )
 
 
 def _multiple_of_8(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:

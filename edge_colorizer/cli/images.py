@@ -9,6 +9,7 @@ import click
 
 from edge_colorizer.cli import main
 from edge_colorizer.cli.common import (
+    converters_quiet,
     device_option,
     max_pixels_option,
     no_traceback,
@@ -45,7 +46,8 @@ def colorize(paths, out_dir, model, size, device, side_by_side, max_pixels) -> N
 
     with stop_cleanly(), no_traceback("colorize"):
         try:
-            colorizer = open_colorizer(model, size=size, device=device)
+            with converters_quiet():  # a runtime's import noise (an exported model's SDK)
+                colorizer = open_colorizer(model, size=size, device=device)
         except (ValueError, FileNotFoundError, KeyError, ImportError, RuntimeError) as exc:
             raise click.ClickException(shown(str(exc))) from None
         with progress_bar() as progress:
@@ -173,11 +175,35 @@ def _cannot_write(path: str, exc: Exception) -> str:
 
 @main.command("models")
 def models_cmd() -> None:
-    """List the registered architectures and the bundled models."""
+    """List the registered architectures, the bundled models and the export formats with their precisions."""
     from edge_colorizer.inference import BUNDLED
     from edge_colorizer.models import describe_model, list_models
+    from runtimes.formats import FORMATS
+    from runtimes.models import unavailable
 
-    for name in list_models():
-        click.echo(f"{name:12s} {describe_model(name)}")
-    for name, path in BUNDLED.items():
-        click.echo(f"bundled: {name:8s} {path.name}{'' if path.exists() else ' (missing)'}")
+    def role(name: str) -> str:
+        if name == DEFAULT_MODEL:
+            return "default of colorize"
+        return "default of video, export, compare, evaluate, bench" if name == EDGE_MODEL else ""
+
+    def table(title: str, rows: list[tuple[str, ...]]) -> None:
+        click.echo(title)
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+        for *cells, last in rows:
+            click.echo(
+                ("  " + "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + "  " + last).rstrip()
+            )
+
+    table(
+        "architectures (train, or --model with a checkpoint of one):", [(n, describe_model(n)) for n in list_models()]
+    )
+    table(
+        "bundled models (--model NAME):",
+        [(n, p.name if p.exists() else f"{p.name} (missing)", role(n)) for n, p in BUNDLED.items()],
+    )
+    rows = []
+    for fmt in FORMATS.values():
+        precisions = ", ".join(p + ("*" if p in fmt.calibrated else "") for p in fmt.precisions)
+        why = unavailable(fmt)
+        rows.append((fmt.name, fmt.runtime, precisions, f"runs here: {'no, ' + why if why else 'yes'}"))
+    table("export formats (export --format; bench --runtimes: the second column; * needs --calibration):", rows)

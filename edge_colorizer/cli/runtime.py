@@ -5,13 +5,22 @@ Every choice of format, runtime and precision comes from the table in ``runtimes
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import click
 
 from edge_colorizer.cli import main
-from edge_colorizer.cli.common import progress_bar, say, size_option, stop_cleanly, threads_option, working
+from edge_colorizer.cli.common import (
+    converters_quiet,
+    progress_bar,
+    say,
+    size_option,
+    stop_cleanly,
+    threads_option,
+    working,
+)
 from edge_colorizer.inference import EDGE_MODEL
 from runtimes.formats import FORMATS, RUNTIMES
 
@@ -19,14 +28,19 @@ LOCAL_FORMATS = tuple(f.name for f in FORMATS.values() if f.runs_on_linux and no
 PRECISIONS = tuple(dict.fromkeys(p for f in FORMATS.values() for p in ("fp32", *f.precisions)))
 
 
+MAX_SIDE = 8192  # of a fixed or timed input shape: 8K video's width; beyond it a graph wants tens of GB
+
+
 def parse_hw(text: str, option: str, least: int = 1) -> tuple[int, int]:
-    """``"HxW"`` as (H, W), each at least ``least``; a usage error naming ``option`` otherwise."""
+    """``"HxW"`` as (H, W), each from ``least`` to ``MAX_SIDE``; a usage error naming ``option`` otherwise."""
     try:
         h, w = (int(v) for v in text.lower().split("x"))
-        if min(h, w) < least:
+        if min(h, w) < least or max(h, w) > MAX_SIDE:
             raise ValueError
     except ValueError:
-        raise click.BadParameter(f"expected HxW with H, W >= {least}, got {text!r}", param_hint=option) from None
+        raise click.BadParameter(
+            f"expected HxW with H, W from {least} to {MAX_SIDE}, got {text!r}", param_hint=option
+        ) from None
     return h, w
 
 
@@ -94,13 +108,15 @@ def export(model, fmt, precision, size, out_path, calibration, calibration_image
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     default_name = f"{Path(model).stem}{'' if precision == 'fp32' else '_' + precision}{spec.suffix}"
+    if out_path is not None and (not out_path or (out_path.endswith(("/", os.sep)) and not spec.folder)):
+        raise click.UsageError(f"--out {out_path!r}: give the artifact a file name (e.g. {default_name})")
     path = Path(out_path) if out_path else Path(default_name)
     with stop_cleanly():
         try:
             require_checkpoint(model, "export")
             colorizer = load_colorizer(model, size=size)
             images = _calibration(calibration, calibration_images)
-            with working(f"export {model} to {fmt} {precision}, then its parity check"):
+            with converters_quiet(), working(f"export {model} to {fmt} {precision}, then its parity check"):
                 exported = export_artifact(
                     colorizer,
                     fmt,
@@ -214,7 +230,7 @@ def bench(
         calibration=calibration or "",
         calibration_images=calibration_images,
     )
-    with stop_cleanly(), progress_bar() as bar:
+    with stop_cleanly(), converters_quiet(), progress_bar() as bar:
         task = bar.add_task("bench", total=None)
         try:
             rows, n_images = run_bench(
@@ -270,11 +286,17 @@ def compare(model, formats, precisions, artifacts, size, threads, calibration, c
 
     if formats is None:
         formats = () if artifacts else LOCAL_FORMATS
+    if precisions:
+        if not formats:
+            raise click.UsageError("--precisions applies to --formats (an --artifact is checked at its own)")
+        orphans = [p for p in precisions if not any(p in FORMATS[f].precisions for f in formats)]
+        if orphans:
+            raise click.UsageError(f"--precisions {', '.join(orphans)}: none of {', '.join(formats)} has it")
     _require_calibration([FORMATS[f] for f in formats], precisions or (), calibration)
     try:
         require_checkpoint(model, "compare (torch is the reference)")
         colorizer = load_colorizer(model, size=size)
-        with working(f"parity of {model} in each format"):
+        with converters_quiet(), working(f"parity of {model} in each format"):
             rows = compare_formats(
                 colorizer,
                 list(formats),

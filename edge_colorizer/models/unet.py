@@ -85,7 +85,7 @@ class UNetColorizer(ABPredictor):
 
 @register_model
 def unet_s(**kwargs) -> UNetColorizer:
-    """Small UNet student (width 16, 0.78M params); the bundled default."""
+    """Small UNet student (width 16, 0.78M params); the bundled students' architecture."""
     return UNetColorizer(width=kwargs.pop("width", 16), **kwargs)
 
 

@@ -83,6 +83,30 @@ def test_temporaries_of_killed_exporters_are_swept(tmp_path):
     (dead_folder / "sub").mkdir(parents=True)
     sweep_target(out)
     assert not dead.exists() and not dead_folder.exists() and alive.exists() and other.exists()
+    # an export sweeps its folder's dead temporaries of any target (a killed export of another name)
+    below = tmp_path / "sub" / ".c.onnx.edge-colorizer-999999999-0123abcd.tmp.onnx"
+    below.parent.mkdir()
+    below.write_bytes(b"")
+    with staged(out) as tmp:
+        tmp.write_bytes(b"x")
+    assert not other.exists() and alive.exists() and below.exists()  # one folder only, not a walk below it
+
+
+def test_force_replaces_only_the_same_kind_and_a_name_must_be_usable(tmp_path):
+    folder = tmp_path / "a.onnx"
+    folder.mkdir()
+    with pytest.raises(ExportError, match="exists and is not a file as the artifact is"):
+        with staged(folder, force=True):
+            pass
+    (tmp_path / "b_openvino").write_bytes(b"")
+    with pytest.raises(ExportError, match="exists and is not a folder as the artifact is"):
+        with staged(tmp_path / "b_openvino", force=True, folder=True):
+            pass
+    for bad, reason in (("\udcff.onnx", "not UTF-8"), ("x" * 251 + ".onnx", "longer than 255 bytes")):
+        with pytest.raises(ExportError, match=reason):
+            with staged(tmp_path / bad):
+                pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.onnx", "b_openvino"]
 
 
 def test_metadata_is_strings_naming_the_format(tiny):

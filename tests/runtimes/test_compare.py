@@ -92,3 +92,107 @@ def test_compare_exports_every_format_that_runs_here(tiny_checkpoint):
 def test_compare_unknown_format_is_a_usage_error(tiny_checkpoint):
     result = run("compare", "--model", tiny_checkpoint, "--formats", "onnx,foo")
     assert result.exit_code == 2 and "unknown format 'foo'" in result.output
+
+
+def test_compare_runs_an_artifact_at_the_network_size_it_was_exported_at(onnx_artifact, tiny_checkpoint):
+    result = run("compare", "--model", tiny_checkpoint, "--artifact", onnx_artifact)  # exported at 64, not 256
+    assert result.exit_code == 0 and "PASS  onnx      fp32    " in result.output, result.output
+
+
+def test_compare_names_another_checkpoint_and_goes_on_past_an_unknown_file(
+    onnx_artifact, tmp_path, tiny_net, tiny_checkpoint
+):
+    import copy
+
+    import torch
+
+    from edge_colorizer.checkpoint import save_model
+
+    other = tmp_path / "other.pt"
+    changed = copy.deepcopy(tiny_net)
+    with torch.no_grad():
+        changed.head.weight.neg_()
+    save_model(changed, other)
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(b"")
+    result = run("compare", "--model", other, "--size", 64, "--artifact", photo, "--artifact", onnx_artifact)
+    rows = [line for line in result.output.splitlines() if line[:4] in ("PASS", "FAIL", "SKIP")]
+    assert result.exit_code == 1 and len(rows) == 2, result.output
+    assert rows[0].startswith("FAIL  ?") and "unknown artifact type" in rows[0]
+    assert rows[1].startswith("FAIL  onnx") and f"exported from another checkpoint ({tiny_checkpoint})" in rows[1]
+
+
+def test_compare_precisions_are_checked_against_the_formats(tiny_checkpoint, onnx_artifact):
+    none = run("compare", "--model", tiny_checkpoint, "--formats", "onnx", "--precisions", "palettized")
+    assert none.exit_code == 2 and "--precisions palettized: none of onnx has it" in none.output
+    artifacts_only = run("compare", "--model", tiny_checkpoint, "--artifact", onnx_artifact, "--precisions", "fp16")
+    assert artifacts_only.exit_code == 2 and "applies to --formats" in artifacts_only.output
+    some = run(
+        "compare", "--model", tiny_checkpoint, "--size", 64, "--formats", "onnx", "--precisions", "fp32,int8-weights"
+    )
+    assert some.exit_code == 2, some.output  # int8-weights is Core ML's, and onnx is the only format asked
+    mixed = run(
+        "compare",
+        "--model",
+        tiny_checkpoint,
+        "--size",
+        64,
+        "--formats",
+        "onnx,coreml",
+        "--precisions",
+        "fp32,palettized",
+    )
+    assert mixed.exit_code == 0, mixed.output
+    assert "SKIP  onnx      palettized" in mixed.output and "onnx has no palettized" in mixed.output
+    assert "PASS  onnx      fp32" in mixed.output
+
+
+@pytest.mark.parametrize(
+    ("out", "code", "reason"),
+    [
+        ("", 2, "give the artifact a file name"),
+        ("folder/", 2, "give the artifact a file name"),
+        (".", 1, "names a folder"),
+        ("m.tflite", 1, "onnx artifacts' names end in .onnx"),
+        ("bad\udcff.onnx", 1, "bad\\xff.onnx: a name that is not UTF-8"),
+        ("a" * 251 + ".onnx", 1, "a name longer than 255 bytes"),
+    ],
+)
+def test_export_refuses_a_destination_it_could_not_use_before_any_work(
+    tiny_checkpoint, tmp_path, monkeypatch, out, code, reason
+):
+    monkeypatch.chdir(tmp_path)
+    result = run("export", "--model", tiny_checkpoint, "--out", out, "--force")
+    assert result.exit_code == code and reason in result.output, result.output
+    assert "Traceback" not in result.output and list(tmp_path.iterdir()) == []
+
+
+def test_export_force_replaces_only_an_artifact_of_its_format(tiny_checkpoint, tmp_path):
+    pytest.importorskip("openvino")
+    folder = tmp_path / "mine_openvino"
+    folder.mkdir()
+    (folder / "photo.jpg").write_bytes(b"keep")
+    refused = run("export", "--model", tiny_checkpoint, "--format", "openvino", "--out", folder, "--force")
+    assert refused.exit_code == 1 and "is not an edge-colorizer openvino artifact" in refused.output
+    assert [p.name for p in folder.iterdir()] == ["photo.jpg"]
+    a_file = tmp_path / "file.onnx"
+    a_file.mkdir()
+    kind = run("export", "--model", tiny_checkpoint, "--size", 64, "--out", a_file, "--force")
+    assert kind.exit_code == 1 and "exists and is not a file as the artifact is" in kind.output
+    made = run(
+        "export", "--model", tiny_checkpoint, "--size", 64, "--format", "openvino", "--out", tmp_path / "m_openvino"
+    )
+    assert made.exit_code == 0, made.output
+    again = run(
+        "export",
+        "--model",
+        tiny_checkpoint,
+        "--size",
+        64,
+        "--format",
+        "openvino",
+        "--out",
+        tmp_path / "m_openvino",
+        "--force",
+    )
+    assert again.exit_code == 0, again.output

@@ -67,4 +67,6 @@ def test_a_fixed_shape_is_refused_by_formats_that_take_any_size(tmp_path):
     result = CliRunner().invoke(main, ["export", "--format", "onnx", "--shape", "64x80", "--out", str(tmp_path / "m")])
     assert result.exit_code == 2 and "--shape" in result.output and not (tmp_path / "m").exists()
     result = CliRunner().invoke(main, ["export", "--format", "tflite", "--shape", "8x8", "--out", str(tmp_path / "m")])
-    assert result.exit_code == 2 and "H, W >= 16" in result.output
+    assert result.exit_code == 2 and "H, W from 16 to 8192" in result.output
+    result = CliRunner().invoke(main, ["export", "--format", "tflite", "--shape", "99999x99999", "--out", "m.tflite"])
+    assert result.exit_code == 2 and "got '99999x99999'" in result.output

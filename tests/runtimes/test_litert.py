@@ -96,6 +96,28 @@ def test_runner_refuses_other_shapes(fp32):
                 runner.infer({INPUT_NAME: bad})
 
 
+def test_colorize_with_a_fixed_shape_artifact_names_the_photo_and_the_shape_to_export(fp32, tmp_path):
+    from PIL import Image
+
+    from edge_colorizer.inference import colorize_files
+    from runtimes.models import open_colorizer
+
+    _, exported, _ = fp32
+    fits, other = tmp_path / "fits.png", tmp_path / "other.png"
+    Image.fromarray(np.full((64, 80, 3), 120, np.uint8)).save(fits)  # 64x80 (HxW), the artifact's shape
+    Image.fromarray(np.full((48, 64, 3), 120, np.uint8)).save(other)
+    said = []
+    colorizer = open_colorizer(str(exported.path))
+    try:
+        report = colorize_files([str(fits), str(other)], tmp_path / "out", colorizer, on_error=said.append)
+    finally:
+        colorizer.close()
+    assert len(report.written) == 1 and said == [
+        f"{other}: 48x64 px (HxW), and m.tflite takes 64x80 only (a fixed-shape tflite export; "
+        "export one with --shape 48x64)"
+    ]
+
+
 @pytest.mark.parametrize("precision", ["fp16", "int8-dynamic", "int8"])
 def test_quantized_precisions_pass_parity_and_shrink(tmp_path, converted, fp32, precision):
     exported = litert.export(
