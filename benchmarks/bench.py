@@ -101,6 +101,16 @@ class ModelSpec:
         return cfg.size or getattr(self.net, "input_size", None) or DEFAULT_SIZE
 
 
+def _is_artifact(spec: str) -> bool:
+    """Whether ``spec`` names an exported artifact (one row), without loading anything."""
+    if spec == "gray" or spec in PEERS or spec in list_models():
+        return False
+    try:
+        return artifact_format(resolve_model_path(spec)) is not None
+    except (ValueError, FileNotFoundError, KeyError):  # resolve_model says why, at its turn
+        return False
+
+
 def resolve_model(spec: str) -> ModelSpec:
     if spec == "gray":
         return ModelSpec("gray (ab=0)", GrayBaseline(), None, "baseline floor", True)
@@ -300,14 +310,14 @@ def run_bench(
     calibration = load_calibration(cfg.calibration, cfg.calibration_images) if cfg.calibration else None
     lpips = LPIPS(cfg.lpips_net)
     rows: list[Row] = []
-    specs = [resolve_model(model) for model in cfg.models]
-    total = sum(1 if s.artifact is not None else len(cfg.runtimes) * len(cfg.precisions) for s in specs)
+    total = sum(1 if _is_artifact(m) else len(cfg.runtimes) * len(cfg.precisions) for m in cfg.models)
 
     def case(label: str) -> Status:
         done = len(rows)
         return (lambda what: progress(f"{label}: {what}", done, total)) if progress else _quiet
 
-    for spec in specs:
+    for model in cfg.models:  # one model in memory at a time
+        spec = resolve_model(model)
         if spec.artifact is not None:
             log(f"bench {spec.label} ({spec.note})")
             try:

@@ -148,10 +148,9 @@ def _stale(name: str) -> bool:
     return m is not None and not _process_running(int(m["pid"]))
 
 
-def sweep_temporaries(folder: str | Path, recursive: bool = True) -> list[Path]:
-    """Remove the temporaries in ``folder`` (and below it, ``recursive``) whose writer is no longer
-    running (killed mid-write); returns what was removed. Links are not followed; a temporary still
-    being written is kept."""
+def sweep_temporaries(folder: str | Path) -> list[Path]:
+    """Remove the temporaries under ``folder`` whose writer is no longer running (killed mid-write);
+    returns what was removed. Links are not followed; a temporary still being written is kept."""
     removed = []
     for parent, dirs, files in os.walk(folder):
         for name in [*files, *dirs]:
@@ -159,7 +158,7 @@ def sweep_temporaries(folder: str | Path, recursive: bool = True) -> list[Path]:
                 path = Path(parent) / name
                 if remove_path(path):
                     removed.append(path)
-        dirs[:] = [d for d in dirs if not _stale(d)] if recursive else []
+        dirs[:] = [d for d in dirs if not _stale(d)]
     return removed
 
 

@@ -21,7 +21,6 @@ from edge_colorizer.io import (
     remove_path,
     shown,
     sweep_target,
-    sweep_temporaries,
     temporary_name,
 )
 from edge_colorizer.lab import AB_NORM, L_CENT, L_NORM, WHITE_D65
@@ -122,7 +121,6 @@ def staged(out: str | Path, force: bool = False, folder: bool = False) -> Iterat
     except OSError as exc:
         raise ExportError(f"{out}: cannot create folder {out.parent} ({exc.strerror})") from None
     sweep_target(out)  # what an exporter killed mid-write left (older versions' names too)
-    sweep_temporaries(out.parent, recursive=False)  # of any artifact: the folder a killed export left
     tmp = out.parent / temporary_name(out, suffix=out.suffix)
     try:
         if folder:

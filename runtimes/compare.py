@@ -46,7 +46,8 @@ def at_size(colorizer: ColorizerModule, size: str | int | None) -> ColorizerModu
     size = int(size or 0)
     if not size or size == colorizer.size:
         return colorizer
-    return ColorizerModule(colorizer.net, size=size, resize=colorizer.resize, upsample=colorizer.upsample).eval()
+    module = ColorizerModule(colorizer.net, size=size, resize=colorizer.resize, upsample=colorizer.upsample)
+    return module.to(colorizer.device).train(colorizer.training)
 
 
 def check_artifact(
@@ -91,8 +92,14 @@ def _check_given(
     precision = meta.get("precision", fmt.precisions[0])
     if why:
         return row(fmt.name, precision, fmt.runtime, "skip", why)
+    if precision not in fmt.tolerances:  # a newer version's precision, or a damaged card
+        return row(fmt.name, precision, fmt.runtime, "fail", f"precision {precision!r} unknown to this version")
+    try:
+        reference = at_size(colorizer, meta.get("network_size"))
+    except ValueError as exc:  # a network size the colorizer refuses (not a multiple of 8, ...)
+        return row(fmt.name, precision, fmt.runtime, "fail", f"network size in its metadata: {one_line(exc)}")
     log(f"compare {shown(path)} ({fmt.name} {precision})")
-    checked = check_artifact(at_size(colorizer, meta.get("network_size")), fmt, path, precision, threads)
+    checked = check_artifact(reference, fmt, path, precision, threads)
     source, other = meta.get("checkpoint_sha256"), ""
     if source and checkpoint and Path(checkpoint).is_file() and source != file_sha256(checkpoint):
         other = f"exported from another checkpoint ({meta.get('model') or source[:12]}), not {model_name or checkpoint}"

@@ -5,14 +5,16 @@ it takes and which need calibration images; this checks the request against it a
 from __future__ import annotations
 
 import inspect
+import os
 from pathlib import Path
 
 import numpy as np
 
 from edge_colorizer.colorizer import ColorizerModule
-from edge_colorizer.io import fit_long_side, same_file, shown
+from edge_colorizer.io import NAME_MAX, fit_long_side, same_file, shown
 from runtimes.artifacts import ExportError, check_destination
 from runtimes.formats import Format, get_format, load_format_module
+from runtimes.models import artifact_format
 from runtimes.runners import Exported
 
 CALIBRATION_IMAGES = 32  # default number of calibration photos read from a folder
@@ -90,7 +92,9 @@ def _check_target(spec: Format, out: Path, force: bool, checkpoint: str | Path |
     artifact of the same format (a folder of someone's files is not one)."""
     check_destination(out, force, spec.folder)
     name = shown(out)
-    if not out.name.endswith(spec.suffix) or out.name == spec.suffix:
+    if len(os.fsencode(out.name + spec.sidecar)) > NAME_MAX:
+        raise ExportError(f"{name}: with its {spec.sidecar} card beside it, a name longer than {NAME_MAX} bytes")
+    if artifact_format(out) is not spec:
         raise ExportError(
             f"{name}: {spec.name} artifacts' names end in {spec.suffix} (compare, bench and colorize "
             "know the format by it)"
@@ -98,6 +102,7 @@ def _check_target(spec: Format, out: Path, force: bool, checkpoint: str | Path |
     if checkpoint is not None and same_file(out, checkpoint):
         raise ExportError(f"{name}: is the checkpoint being exported; write the artifact to another name")
     if force and spec.folder and out.is_dir() and any(out.iterdir()):
+        load_format_module(spec)  # a missing SDK says which extra to install, not "not an artifact"
         try:
             known = bool(read_artifact_metadata(spec, out).get("producer", "").startswith("edge-colorizer"))
         except Exception:  # unreadable: not one of ours

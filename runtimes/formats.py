@@ -34,6 +34,7 @@ class Format:
     runs_on_linux: bool = True  # Core ML converts here but predicts only on macOS
     fixed_shape: bool = False  # the artifact has one input shape (chosen at export)
     folder: bool = False  # the artifact is a folder (named <name><suffix>), not a file
+    sidecar: str = ""  # suffix of a file written beside the artifact (<artifact name><sidecar>), if any
     calibrated: tuple[str, ...] = ()  # precisions whose export needs calibration images from the caller
     # uint8 parity against torch, per precision: (max |diff|, mean |diff|) in uint8 levels
     tolerances: dict[str, tuple[int, float]] = field(default_factory=dict)
@@ -106,6 +107,7 @@ FORMATS: dict[str, Format] = {
             "tensorrt",
             "tensorrt",
             needs_gpu=True,
+            sidecar=".json",
             calibrated=("int8",),
             # not measured (no GPU here): the ONNX graphs' numbers, fp16 left wider for GPU kernels
             tolerances={"fp16": (8, 0.5), "fp32": (2, 0.05), "int8": (96, 2.5)},

@@ -63,7 +63,7 @@ class ShapeProfile:
 
 def sidecar(engine: str | Path) -> Path:
     engine = Path(engine)
-    return engine.with_name(engine.name + ".json")
+    return engine.with_name(engine.name + FORMATS["tensorrt"].sidecar)
 
 
 def _logger():

@@ -241,11 +241,11 @@ def test_working_spins_on_a_terminal_only(monkeypatch):
     for terminal in (True, False):
         out = StringIO()
         monkeypatch.setattr(common, "err", Console(file=out, force_terminal=terminal, width=100))
-        with common.working("export teacher to onnx"):
+        with common.working("export d[/x]/photos [2024].pt to onnx"):  # a path is text, not rich markup
             common.say("a line said meanwhile")
         text = out.getvalue()
         assert "a line said meanwhile" in text
-        assert ("export teacher to onnx" in text) == terminal, text
+        assert ("export d[/x]/photos [2024].pt to onnx" in text) == terminal, text
 
 
 def test_compress_distill_passes_compile_to_its_training(tmp_path, monkeypatch):
@@ -368,3 +368,31 @@ def test_converters_quiet_drops_what_libraries_print_and_keeps_this_tools_lines(
     env["EDGE_COLORIZER_VERBOSE"] = "1"
     verbose = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert "native stdout noise" in verbose.stdout and "native stderr noise" in verbose.stderr
+    env["EDGE_COLORIZER_VERBOSE"] = "0"
+    zero = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert zero.stdout == "after\n"
+
+    # an exception, nested use and a signal inside: the descriptors come back, this tool's lines get out
+    code = "\n".join(
+        [
+            "import os, signal, time",
+            "from edge_colorizer.cli.common import converters_quiet, say, stop_cleanly",
+            "try:",
+            "    with converters_quiet():",
+            "        with converters_quiet():",
+            "            say('inner line')",
+            "        raise RuntimeError('x')",
+            "except RuntimeError:",
+            "    pass",
+            "os.write(2, b'visible after an exception\\n')",
+            "with stop_cleanly(), converters_quiet():",
+            "    os.write(2, b'noise\\n')",
+            "    os.kill(os.getpid(), signal.SIGTERM)",
+            "    time.sleep(30)",
+        ]
+    )
+    del env["EDGE_COLORIZER_VERBOSE"]
+    stopped = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert stopped.returncode == 143 and stopped.stderr == (
+        "inner line\nvisible after an exception\nstopped by SIGTERM; unfinished outputs were removed\n"
+    ), stopped.stderr

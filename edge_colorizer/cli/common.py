@@ -26,16 +26,24 @@ def say(message: str) -> None:
 
 def progress_bar() -> Progress:
     """A bar on a terminal; nothing at all when stderr is a file or a pipe (logs get only the lines)."""
-    return _live(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    return _live(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
 
 
 @contextmanager
 def working(description: str) -> Iterator[None]:
     """A spinner with the elapsed time for work whose length is unknown (a conversion, a parity check);
     as the bar, only on a terminal. Lines said meanwhile are printed above it."""
-    with _live(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn()) as live:
+    with _live(SpinnerColumn(), TextColumn("{task.description}", markup=False), TimeElapsedColumn()) as live:
         live.add_task(description, total=None)
         yield
+
+
+_quiet = [False]  # whether converters_quiet is in force (it does not nest: the outer one rules)
+
+
+def verbose() -> bool:
+    """EDGE_COLORIZER_VERBOSE set to anything but '', 0, false, no or off."""
+    return os.environ.get("EDGE_COLORIZER_VERBOSE", "").strip().lower() not in ("", "0", "false", "no", "off")
 
 
 @contextmanager
@@ -45,48 +53,82 @@ def converters_quiet() -> Iterator[None]:
     only; ``EDGE_COLORIZER_VERBOSE=1`` shows it. The bars and ``say`` keep writing to the real stderr.
 
     Works on the process's file descriptors 1 and 2, so only where sys.stdout/sys.stderr are them (not
-    under a test runner's capture)."""
+    under a test runner's capture). The descriptors are switched with the stop signals held, so a
+    Ctrl-C or SIGTERM (an exception from stop_cleanly's handler) never leaves them switched."""
     try:
         real = sys.stdout.fileno() == 1 and sys.stderr.fileno() == 2
     except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both of the last two
         real = False
-    if not real or os.environ.get("EDGE_COLORIZER_VERBOSE"):
+    if not real or verbose() or _quiet[0]:
         yield
         return
     sys.stdout.flush()
     sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    console_stream = os.fdopen(os.dup(2), "w", buffering=1, encoding=sys.stderr.encoding, errors="backslashreplace")
-    err.file = console_stream
+    previous_file, previous_show = getattr(err, "_file", None), warnings.showwarning
+    saved: list[int] = []
+    console_stream = None
     try:
-        with open(os.devnull, "w") as sink, warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            os.dup2(sink.fileno(), 1)
-            os.dup2(sink.fileno(), 2)
+        with open(os.devnull, "w") as sink:
             try:
+                with _signals_held():
+                    saved = [os.dup(1), os.dup(2)]
+                    console_stream = os.fdopen(
+                        os.dup(2), "w", buffering=1, encoding=sys.stderr.encoding, errors="backslashreplace"
+                    )
+                    err.file = console_stream
+                    warnings.showwarning = _dropped  # the filters stay as they are (an SDK may set its own)
+                    _quiet[0] = True
+                    os.dup2(sink.fileno(), 1)
+                    os.dup2(sink.fileno(), 2)
                 yield
             finally:
-                sys.stdout.flush()
-                sys.stderr.flush()
-                os.dup2(saved[0], 1)
-                os.dup2(saved[1], 2)
+                with _signals_held():
+                    for stream in (sys.stdout, sys.stderr):
+                        try:
+                            stream.flush()
+                        except (OSError, ValueError):
+                            pass
+                    for fd, saved_fd in zip((1, 2), saved, strict=False):
+                        os.dup2(saved_fd, fd)
+                    _quiet[0] = False
+                    warnings.showwarning = previous_show
+                    err.file = previous_file
     finally:
-        err.file = None  # back to following sys.stderr
-        console_stream.close()
+        if console_stream is not None:
+            console_stream.close()
         for fd in saved:
             os.close(fd)
 
 
+def _dropped(*args, **kwargs) -> None:
+    pass
+
+
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """A stop signal arriving in the block is held until it ends, then delivered to the handler that
+    was in force (the block runs whole: an exception from that handler cannot cut it)."""
+    got: list[int] = []
+    previous = _install(lambda signum, frame: got.append(signum))
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old if old is not None else signal.SIG_DFL)
+        if got:
+            signal.raise_signal(got[0])
+
+
 def _live(*columns) -> Progress:
-    # no redirection of sys.stdout/sys.stderr into the display: what converters print is dropped by
-    # converters_quiet, not shown above the bar; this tool's lines go through ``err`` (say) anyway
+    # under converters_quiet, no redirection of sys.stdout/sys.stderr into the display (what converters
+    # print is dropped, not shown above the bar); elsewhere a stray print goes above the bar as rich does
     return Progress(
         *columns,
         console=err,
         transient=True,
         disable=not err.is_terminal,
-        redirect_stdout=False,
-        redirect_stderr=False,
+        redirect_stdout=not _quiet[0],
+        redirect_stderr=not _quiet[0],
     )
 
 

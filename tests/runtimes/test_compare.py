@@ -97,6 +97,7 @@ def test_compare_unknown_format_is_a_usage_error(tiny_checkpoint):
 def test_compare_runs_an_artifact_at_the_network_size_it_was_exported_at(onnx_artifact, tiny_checkpoint):
     result = run("compare", "--model", tiny_checkpoint, "--artifact", onnx_artifact)  # exported at 64, not 256
     assert result.exit_code == 0 and "PASS  onnx      fp32    " in result.output, result.output
+    assert result.output.rstrip().endswith(str(onnx_artifact))  # its own checkpoint: no note after the path
 
 
 def test_compare_names_another_checkpoint_and_goes_on_past_an_unknown_file(
@@ -196,3 +197,27 @@ def test_export_force_replaces_only_an_artifact_of_its_format(tiny_checkpoint, t
         "--force",
     )
     assert again.exit_code == 0, again.output
+
+
+def test_compare_fails_an_artifact_with_odd_metadata_and_goes_on(onnx_artifact, tiny_checkpoint, tmp_path):
+    import onnx
+
+    paths = []
+    for key, value in (("network_size", "100"), ("precision", "int4")):
+        model = onnx.load(str(onnx_artifact))
+        next(p for p in model.metadata_props if p.key == key).value = value
+        paths.append(tmp_path / f"odd_{key}.onnx")
+        onnx.save(model, str(paths[-1]))
+    result = run(
+        "compare",
+        "--model",
+        tiny_checkpoint,
+        *(a for p in paths for a in ("--artifact", p)),
+        "--artifact",
+        onnx_artifact,
+    )
+    rows = [line for line in result.output.splitlines() if line[:4] in ("PASS", "FAIL", "SKIP")]
+    assert result.exit_code == 1 and "Traceback" not in result.output and len(rows) == 3, result.output
+    assert rows[0].startswith("FAIL") and "network size in its metadata" in rows[0]
+    assert rows[1].startswith("FAIL") and "precision 'int4' unknown to this version" in rows[1]
+    assert rows[2].startswith("PASS")
