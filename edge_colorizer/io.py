@@ -393,8 +393,9 @@ def scan_inputs(inputs: Iterable[str | os.PathLike], exclude: Iterable[str | Pat
             st = os.stat(path)
         except FileNotFoundError:
             st = None
-        except OSError as exc:  # e.g. a file inside a folder we may not enter
+        except OSError as exc:  # e.g. a file inside a folder we may not enter, a link loop
             scan.problems.append(InputProblem(item, f"cannot access ({os_reason(exc)})", "unreadable"))
+            taken.add(os.path.abspath(path))  # said once: a folder given too does not report it again
             continue
         if st is None and glob.has_magic(item):
             matches = sorted(Path(m) for m in glob.glob(item, recursive=True) if os.path.isfile(m))
@@ -414,7 +415,10 @@ def scan_inputs(inputs: Iterable[str | os.PathLike], exclude: Iterable[str | Pat
                 continue
             before = len(scan.problems)
             found = _scan_folder(path, excluded, scan.problems)
-            if not found and len(scan.problems) == before:
+            reported = len(scan.problems) > before
+            # a file already reported (named, and unreadable) is not reported again from its folder
+            scan.problems[before:] = [p for p in scan.problems[before:] if os.path.abspath(p.path) not in taken]
+            if not found and not reported:
                 suffixes = ", ".join(IMAGE_SUFFIXES)
                 scan.problems.append(InputProblem(item, f"no images in this folder ({suffixes})", "empty"))
             for f in found:

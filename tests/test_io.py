@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -191,6 +192,19 @@ def test_scan_reports_what_yields_nothing_and_skips_hidden_and_output(tmp_path, 
     with pytest.raises(FileNotFoundError):
         find_images([tmp_path / "nope.png"])
     assert find_images([tmp_path / "empty"]) == []
+
+
+def test_a_link_loop_named_and_inside_a_folder_given_is_reported_once(tmp_path):
+    from edge_colorizer.io import scan_inputs
+
+    (tmp_path / "a.png").symlink_to(tmp_path / "b.png")
+    (tmp_path / "b.png").symlink_to(tmp_path / "a.png")
+    scan = scan_inputs([tmp_path / "a.png", tmp_path])
+    assert [(Path(p.path).name, p.reason.split(" (")[0]) for p in scan.problems] == [
+        ("a.png", "cannot access"),  # named: said once, not again when its folder is scanned
+        ("b.png", "cannot read"),
+    ]
+    assert scan.images == []
 
 
 def test_float_images_range_is_read_from_the_data(tmp_path):
