@@ -149,6 +149,14 @@ def test_cuda_without_gpu_is_a_clear_error(tmp_path, inputs, tiny_ckpt):
 def test_models_lists_registry():
     result = run("models")
     assert result.exit_code == 0 and "unet_s" in result.output and "patchgan" in result.output
+    lines = result.output.splitlines()
+    teacher = next(line for line in lines if line.split()[:1] == ["teacher"])
+    assert teacher.split()[1:] == ["teacher_gan.pt", "default", "of", "colorize"]
+    onnx = next(line for line in lines if line.split()[:1] == ["onnx"])
+    assert onnx.split()[:3] == ["onnx", "onnxruntime", "NAME.onnx"] and "int8*" in onnx
+    assert any(
+        line.split()[:3] == ["coreml", "coreml", "NAME.mlpackage/"] and "runs here: no" in line for line in lines
+    )
 
 
 @pytest.mark.slow  # --time runs the full-resolution path on 1080p images

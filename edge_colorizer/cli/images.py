@@ -205,5 +205,9 @@ def models_cmd() -> None:
     for fmt in FORMATS.values():
         precisions = ", ".join(p + ("*" if p in fmt.calibrated else "") for p in fmt.precisions)
         why = unavailable(fmt)
-        rows.append((fmt.name, fmt.runtime, precisions, f"runs here: {'no, ' + why if why else 'yes'}"))
-    table("export formats (export --format; bench --runtimes: the second column; * needs --calibration):", rows)
+        name = f"NAME{fmt.suffix}" + ("/" if fmt.folder else "")
+        rows.append((fmt.name, fmt.runtime, name, precisions, f"runs here: {'no, ' + why if why else 'yes'}"))
+    table(
+        "export formats (export --format; bench --runtimes: the second column; the artifact; * needs --calibration):",
+        rows,
+    )

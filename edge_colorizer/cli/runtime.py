@@ -85,10 +85,17 @@ def _calibration(folder: str | None, count: int):
     "--precision", type=click.Choice(PRECISIONS), default=None, help="Default: the format's first (see `models`)."
 )
 @size_option("Network input size baked into the artifact; default: the size stored with the model.")
-@click.option("--out", "out_path", type=click.Path(), help="Artifact path (default: <model>[_<precision>]<suffix>).")
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(),
+    help="Artifact path, ending in the format's suffix (see `models`); default: <model>[_<precision>]<suffix>.",
+)
 @calibration_option
 @calibration_images_option
-@click.option("--force", is_flag=True, help="Replace an existing artifact (by default it is refused).")
+@click.option(
+    "--force", is_flag=True, help="Replace an existing artifact of the same format (by default it is refused)."
+)
 @click.option(
     "--shape", default=None, help="HxW input of a fixed-shape format (tflite; default 256x256), e.g. 1080x1920."
 )
