@@ -221,10 +221,13 @@ class ColorizerModule(nn.Module):
         tensor = tensor if tensor is not None else next(self.buffers(), None)
         return tensor.device if tensor is not None else torch.device("cpu")
 
-    def with_forms(self, resize: str | None = None, upsample: str | None = None) -> ColorizerModule:
-        """The same network and size with other resize/upsample forms (for a runtime that needs them)."""
+    def with_forms(
+        self, resize: str | None = None, upsample: str | None = None, size: int | None = None
+    ) -> ColorizerModule:
+        """The same network with other resize/upsample forms (for a runtime that needs them) or another
+        network size (an artifact's); what is not given stays as it is."""
         module = ColorizerModule(
-            self.net, size=self.size, resize=resize or self.resize, upsample=upsample or self.upsample
+            self.net, size=size or self.size, resize=resize or self.resize, upsample=upsample or self.upsample
         )
         return module.to(self.device).train(self.training)
 

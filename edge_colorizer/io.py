@@ -262,8 +262,9 @@ def same_file(a: str | Path, b: str | Path) -> bool:
         return False
 
 
-def _check_can_create(path: Path, start: Path) -> None:
-    """The nearest existing folder at or above ``start`` must be a writable folder (``path`` names it)."""
+def nearest_writable_folder(path: Path, start: Path) -> Path:
+    """The nearest existing folder at or above ``start``, where ``path`` would be created; a one-line
+    ValueError naming ``path`` if it is not a folder or cannot be written."""
     folder = start
     while not os.path.lexists(folder) and folder != folder.parent:
         folder = folder.parent
@@ -271,6 +272,7 @@ def _check_can_create(path: Path, start: Path) -> None:
         raise ValueError(f"{shown(path)}: {shown(folder)} is not a folder")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise ValueError(f"{shown(path)}: cannot write in {shown(folder)} (permission denied)")
+    return folder
 
 
 def check_writable_file(path: str | Path, suffixes: Iterable[str] | None = None) -> None:
@@ -282,7 +284,7 @@ def check_writable_file(path: str | Path, suffixes: Iterable[str] | None = None)
         raise ValueError(f"{shown(path)}: is a folder, a file name is needed")
     if len(os.fsencode(path.name)) > NAME_MAX:
         raise ValueError(f"{shown(path)}: file name longer than {NAME_MAX} bytes")
-    _check_can_create(path, path.absolute().parent)
+    nearest_writable_folder(path, path.absolute().parent)
 
 
 def check_writable_folder(path: str | Path) -> None:
@@ -291,7 +293,7 @@ def check_writable_folder(path: str | Path) -> None:
     path = Path(path)
     if os.path.lexists(path) and not os.path.isdir(path):
         raise ValueError(f"{shown(path)}: is a file, a folder is needed")
-    _check_can_create(path, path.absolute())
+    nearest_writable_folder(path, path.absolute())
 
 
 # ---- finding inputs -------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from edge_colorizer.io import (
     NAME_MAX,
     default_file_mode,
     file_sha256,
+    nearest_writable_folder,
     remove_path,
     shown,
     sweep_target,
@@ -94,13 +95,10 @@ def check_destination(out: Path, force: bool, folder: bool = False) -> None:
         if os.path.isdir(out) != folder:
             kind = "a folder" if folder else "a file"
             raise ExportError(f"{name}: exists and is not {kind} as the artifact is; refusing to replace it")
-    existing = out.absolute().parent
-    while not os.path.lexists(existing) and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise ExportError(f"{name}: cannot create it, {shown(existing)} is not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ExportError(f"{name}: cannot write in {shown(existing)} (permission denied)")
+    try:
+        existing = nearest_writable_folder(out, out.absolute().parent)
+    except ValueError as exc:
+        raise ExportError(str(exc)) from None
     probe = existing / temporary_name(out, suffix=out.suffix)
     try:
         os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))

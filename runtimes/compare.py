@@ -44,10 +44,7 @@ def at_size(colorizer: ColorizerModule, size: str | int | None) -> ColorizerModu
     """``colorizer`` at the network size an artifact was exported at (its metadata's), so the reference
     computes what the artifact computes; itself when the size is unknown or the same."""
     size = int(size or 0)
-    if not size or size == colorizer.size:
-        return colorizer
-    module = ColorizerModule(colorizer.net, size=size, resize=colorizer.resize, upsample=colorizer.upsample)
-    return module.to(colorizer.device).train(colorizer.training)
+    return colorizer.with_forms(size=size) if size and size != colorizer.size else colorizer
 
 
 def check_artifact(

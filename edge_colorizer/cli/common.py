@@ -26,14 +26,16 @@ def say(message: str) -> None:
 
 def progress_bar() -> Progress:
     """A bar on a terminal; nothing at all when stderr is a file or a pipe (logs get only the lines)."""
-    return _live(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    return live_progress(
+        TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
+    )
 
 
 @contextmanager
 def working(description: str) -> Iterator[None]:
     """A spinner with the elapsed time for work whose length is unknown (a conversion, a parity check);
     as the bar, only on a terminal. Lines said meanwhile are printed above it."""
-    with _live(SpinnerColumn(), TextColumn("{task.description}", markup=False), TimeElapsedColumn()) as live:
+    with live_progress(SpinnerColumn(), TextColumn("{task.description}", markup=False), TimeElapsedColumn()) as live:
         live.add_task(description, total=None)
         yield
 
@@ -119,7 +121,8 @@ def _signals_held() -> Iterator[None]:
             signal.raise_signal(got[0])
 
 
-def _live(*columns) -> Progress:
+def live_progress(*columns) -> Progress:
+    """A rich display of these columns on stderr, only on a terminal, gone when it ends (every bar here)."""
     # under converters_quiet, no redirection of sys.stdout/sys.stderr into the display (what converters
     # print is dropped, not shown above the bar); elsewhere a stray print goes above the bar as rich does
     return Progress(

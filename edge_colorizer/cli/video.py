@@ -143,13 +143,13 @@ def video_cmd(source, out, camera, model, runtime, size, device, batch, smooth, 
 
 
 def _colorize_file(source: str, out: str, colorize, batch: int):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
-    from edge_colorizer.cli.common import err
+    from edge_colorizer.cli.common import live_progress
     from edge_colorizer.video import colorize_video, probe_frames
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[fps]}"))
-    with Progress(*columns, TimeElapsedColumn(), console=err, transient=True, disable=not err.is_terminal) as progress:
+    with live_progress(*columns, TimeElapsedColumn()) as progress:
         task = progress.add_task("video", total=probe_frames(source), fps="")
 
         def advance(n: int) -> None:
