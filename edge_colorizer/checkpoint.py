@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import warnings
 import zipfile
 from pathlib import Path
@@ -21,8 +22,13 @@ FORMAT_VERSION = 1
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
     """Write to a temporary file beside ``path`` and rename it over, so no half-written file is left
     (a temporary left by a writer killed with SIGKILL is removed by the next save)."""
-    with atomic_write(path) as f:
-        torch.save(obj, f)
+    try:
+        with atomic_write(path) as f:
+            torch.save(obj, f)
+    except RuntimeError as exc:  # torch's zip writer reports a failed write (a full disk) this way
+        folder = Path(path).absolute().parent
+        reason = "no space left on its disk" if shutil.disk_usage(folder).free < 64 * 2**20 else one_line(exc)
+        raise OSError(f"{path}: could not be written ({reason})") from None
 
 
 def model_state(model: nn.Module, half: bool = False, input_size: int | None = None) -> dict[str, Any]:
@@ -55,26 +61,33 @@ def save_model(model: nn.Module, path: str | Path, half: bool = False, **extra: 
     atomic_torch_save({**model_state(model, half=half, input_size=extra.pop("input_size", None)), **extra}, path)
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
+def read_torch_file(path: str | Path, what: str = "checkpoint", weights_only: bool = True, map_location="cpu") -> Any:
+    """``torch.load(path)``, every failure a one-line error naming ``path`` (``what`` it should be): a
+    folder, a missing or empty file, a damaged or foreign one."""
     path = Path(path)
     if path.is_dir():
-        raise ValueError(f"{path}: a folder, not a checkpoint file")
+        raise ValueError(f"{path}: a folder, not a {what} file")
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: checkpoint not found")
+        raise FileNotFoundError(f"{path}: {what} not found")
     if path.stat().st_size == 0:
-        raise ValueError(f"{path}: empty file (0 bytes), not a checkpoint")
+        raise ValueError(f"{path}: empty file (0 bytes), not a {what}")
     try:
         with warnings.catch_warnings():  # torch warns about the pickle protocol of a foreign file
             warnings.simplefilter("ignore")
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+            return torch.load(path, map_location=map_location, weights_only=weights_only)
     except Exception as exc:  # torch raises several types for corrupt files and refused pickles
-        raise ValueError(f"{path}: {_unreadable(path, exc)}") from None
+        raise ValueError(f"{path}: {unreadable_reason(path, exc)}") from None
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    ckpt = read_torch_file(path)
     if not isinstance(ckpt, dict) or "model_name" not in ckpt or "state_dict" not in ckpt:
         raise ValueError(f"{path}: not an edge-colorizer checkpoint (no model_name/state_dict)")
     return ckpt
 
 
-def _unreadable(path: Path, exc: Exception) -> str:
+def unreadable_reason(path: Path, exc: Exception) -> str:
     """Why torch could not load ``path``, in words a user can act on (torch's own messages are about its
     internals, and for a refused pickle they suggest turning the safety check off)."""
     refused = re.search(r"Unsupported global: GLOBAL (\S+) was not an allowed global", str(exc))

@@ -296,6 +296,13 @@ def check_writable_folder(path: str | Path) -> None:
     nearest_writable_folder(path, path.absolute())
 
 
+def check_outside(path: str | Path, folder: str | Path, option: str) -> None:
+    """Raise a one-line ValueError if ``path`` (an output) is ``folder`` or inside it, ``folder`` being
+    photos a command reads (``option`` names it): an output there would replace a photo or become one."""
+    if folder and _inside(os.path.realpath(path), {os.path.realpath(folder)}):
+        raise ValueError(f"{shown(path)}: is inside {option} {shown(folder)}, the photos it reads; write it elsewhere")
+
+
 # ---- finding inputs -------------------------------------------------------------------------------
 
 
@@ -569,12 +576,15 @@ def image_size(path: str | Path) -> tuple[int, int] | None:
         return None
 
 
-def read_image(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> DecodedImage:
+def read_image(
+    path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS, limit_hint: str = ", --max-pixels raises it"
+) -> DecodedImage:
     """Decode ``path`` (EXIF orientation applied) to uint8 RGB and an optional alpha plane.
 
     Refused, each with a one-line ValueError: missing, empty, non-image, truncated or corrupt files,
     animated or multi-page images, images over ``max_pixels`` (checked from the header, before any
-    pixel is decoded; None for no limit). A MemoryError is let through, for the caller to skip the file.
+    pixel is decoded; None for no limit; ``limit_hint`` ends that message). A MemoryError is let through, for
+    the caller to skip the file.
     """
     path = Path(path)
     name = shown(path)
@@ -598,7 +608,7 @@ def read_image(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) ->
                 if max_pixels and width * height > max_pixels:
                     raise _Refused(
                         f"{name}: too large ({width}x{height} = {width * height / 1e6:.1f} megapixels; the limit is "
-                        f"{max_pixels / 1e6:g} megapixels, --max-pixels raises it)"
+                        f"{max_pixels / 1e6:g} megapixels{limit_hint})"
                     )
                 frames = getattr(im, "n_frames", 1)
                 if frames > 1:

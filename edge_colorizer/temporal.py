@@ -53,27 +53,30 @@ class TemporalSmoother:
 SKIMAGE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "motorcycle_left", "cat")
 
 
-def load_photos(spec: str, limit: int = 6) -> list[np.ndarray]:
+def load_photos(spec: str, limit: int = 6, log=lambda message: None) -> list[np.ndarray]:
     """Colour photos for :func:`evaluate_temporal`: a folder of images, or ``skimage`` for the sample
-    photos scikit-image ships (no download)."""
+    photos scikit-image ships (no download). A file that cannot serve (unreadable, gray, a broken link)
+    gets one ``skip`` line on ``log`` and the next is taken."""
     if spec == "skimage":
         try:
             from skimage import data
         except ImportError:
             raise ImportError("--photos skimage needs scikit-image: pip install scikit-image") from None
         return [getattr(data, name)() for name in SKIMAGE_PHOTOS if hasattr(data, name)][:limit]
-    from edge_colorizer.io import find_images, read_image
+    from edge_colorizer.data.dataset import pool_files
+    from edge_colorizer.evaluate import read_truth, why_skipped
 
     photos = []
-    for path in find_images([spec]):
+    for path in pool_files(spec, log):
         try:
-            photos.append(read_image(path).rgb)
-        except ValueError:
+            photos.append(read_truth(path, max_side=None))
+        except (ValueError, MemoryError) as exc:
+            log(f"skip {why_skipped(path, exc)}")
             continue
         if len(photos) == limit:
             break
     if not photos:
-        raise ValueError(f"{shown(spec)}: no readable photos")
+        raise ValueError(f"{shown(spec)}: no readable colour photos")
     return photos
 
 
@@ -151,14 +154,17 @@ def evaluate_temporal(
     cut: float = 0.2,
     lpips: torch.nn.Module | None = None,
     batch: int = DEFAULT_BATCH,
+    progress=None,
 ) -> list[TemporalResult]:
     """Colorize the gray version of one pan-and-zoom clip per photo, played back to back as one video
-    (so the smoother must find the cuts), with and without smoothing, and score it against the truth."""
+    (so the smoother must find the cuts), with and without smoothing, and score it against the truth.
+    ``progress(done, total)`` is told after each clip."""
     if lpips is not None:
         from edge_colorizer.metrics.lpips import to_lpips_input
     truths = [pan_zoom_clip(p, frames, size) for p in photos]
     grays = [to_gray(t) for t in truths]
     results = []
+    total, done = len(colorizers) * len(strengths) * len(photos), 0
     for name, colorizer in colorizers.items():
         for strength in strengths:
             smoother = TemporalSmoother(strength, cut) if strength > 0 else None
@@ -170,6 +176,9 @@ def evaluate_temporal(
                 if lpips is not None:
                     with torch.inference_mode():
                         dists.append(lpips(to_lpips_input(pred), to_lpips_input(truth)))
+                done += 1
+                if progress:
+                    progress(done, total)
             excess, ratio = np.mean(scores, axis=0)
             lp = float(torch.cat(dists).mean()) if dists else None
             cuts = smoother.cuts if smoother else 0

@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -221,3 +222,23 @@ def test_checkpoints_from_before_the_classifier_left_the_teacher_still_load(tmp_
     torch.save(ckpt, tmp_path / "forged.pt")
     with pytest.raises(ValueError, match="unexpected encoder.backbone._blocks.99.weight"):
         load_model(tmp_path / "forged.pt")
+
+
+def test_a_failed_write_is_one_line_naming_the_file(tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    import edge_colorizer.checkpoint as ck
+
+    def full_disk(obj, f):
+        f.write(b"part of it")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 4089024 vs 4088912")
+
+    monkeypatch.setattr(ck.torch, "save", full_disk)
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10**9, 10**9 - 4096, 4096))
+    target = tmp_path / "model.pt"
+    expected = rf"^{re.escape(str(target))}: could not be written \(no space left on its disk\)$"
+    with pytest.raises(OSError, match=expected):
+        ck.atomic_torch_save({"a": 1}, target)
+    assert list(tmp_path.iterdir()) == []  # no temporary left behind

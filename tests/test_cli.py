@@ -210,6 +210,9 @@ def test_train_refuses_options_its_recipe_cannot_honour(tmp_path):
     cases = [
         (["--recipe", "student", "--gan-steps", "0"], "has no adversarial stage"),
         (["--recipe", "gan-teacher", "--gan-steps", "0", "--gan-minutes", "1"], "leaves no adversarial stage"),
+        (["--recipe", "gan-teacher", "--gan-steps", "0", "--gan-lambda", "3"], "--gan-lambda: --gan-steps 0 leaves"),
+        (["--recipe", "student", "--gan-lambda", "3"], "--gan-lambda: recipe 'student' has no adversarial stage"),
+        (["--recipe", "gan-teacher", "--gan-lambda", "0"], "--gan-lambda"),
         (["--cutout-prob", "0.3"], "--cutout-prob needs --cutouts"),
         (["--subset", "0"], "--subset"),
         (["--recipe", "student-l1", "--rebalance", "0.2"], "no ab-bin loss to rebalance"),
@@ -237,6 +240,8 @@ def test_train_gan_steps_0_drops_the_adversarial_stage(tmp_path, monkeypatch):
     assert CliRunner().invoke(main, [*args, "--compile", "--full-frame", "0.5", "--rebalance", "0.25"]).exit_code == 0
     assert seen[2].compile and seen[2].full_frame == 0.5 and seen[0].full_frame == 0.0
     assert seen[2].rebalance == 0.25 and seen[0].rebalance == 0.5
+    assert CliRunner().invoke(main, [*args, "--gan-lambda", "3", "--gan-steps", "9"]).exit_code == 0
+    assert seen[3].gan.gan_lambda == 3 and seen[3].gan.steps == 9 and seen[1].gan.gan_lambda == 10
 
 
 def test_working_spins_on_a_terminal_only(monkeypatch):

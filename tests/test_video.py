@@ -253,10 +253,37 @@ def test_evaluate_temporal_finds_the_cuts_and_smoothing_steadies(real_photos):
     photos = [real_photos["astronaut"], real_photos["coffee"], real_photos["chelsea"]]
     net = ColorizerModule(GrayBaseline(), size=32).eval()
     noisy = ColorizerModule(NoisyAB(), size=32).eval()
-    results = evaluate_temporal({"gray": net, "noisy": noisy}, photos, strengths=(0.0, 0.7), frames=6, size=(36, 64))
+    calls = []
+    results = evaluate_temporal(
+        {"gray": net, "noisy": noisy},
+        photos,
+        strengths=(0.0, 0.7),
+        frames=6,
+        size=(36, 64),
+        progress=lambda done, total: calls.append((done, total)),
+    )
+    assert calls == [(i, 12) for i in range(1, 13)]  # 2 models x 2 strengths x 3 clips
     by = {(r.model, r.smoothing): r for r in results}
     assert by[("gray", 0.0)].flicker > 0 and by[("gray", 0.7)].cuts_found == 2
     assert by[("noisy", 0.7)].flicker < by[("noisy", 0.0)].flicker  # smoothing removes frame-to-frame noise
+
+
+def test_load_photos_names_each_photo_it_passes_over(tmp_path, real_photos):
+    from edge_colorizer.temporal import load_photos
+
+    Image.fromarray(real_photos["coffee"]).save(tmp_path / "a.png")
+    (tmp_path / "b.png").write_bytes(b"not a png")
+    Image.fromarray(real_photos["coffee"][..., :1].repeat(3, axis=2)).save(tmp_path / "c_gray.png")
+    (tmp_path / "d.png").symlink_to(tmp_path / "nowhere.png")
+    lines = []
+    photos = load_photos(str(tmp_path), limit=6, log=lines.append)
+    assert len(photos) == 1 and len(lines) == 3, lines
+    assert all(line.startswith(f"skip {tmp_path}/") for line in lines)
+    assert any("b.png: not an image" in x for x in lines) and any("c_gray.png: a gray photo" in x for x in lines)
+    assert any("d.png: broken link" in x for x in lines)
+    (tmp_path / "a.png").unlink()
+    with pytest.raises(ValueError, match="no readable colour photos"):
+        load_photos(str(tmp_path), log=lines.append)
 
 
 class NoisyAB(torch.nn.Module):

@@ -49,6 +49,8 @@ class GANSettings:
             raise ValueError(f"gan_loss must be 'lsgan' or 'bce', got {self.gan_loss!r}")
         if self.steps < 1:
             raise ValueError("gan steps must be positive")
+        if not self.gan_lambda > 0:
+            raise ValueError(f"gan_lambda must be > 0, got {self.gan_lambda}")
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,9 @@ class TrainConfig:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.steps < 0 or self.batch_size < 1 or self.size < 16:
             raise ValueError("steps must be >= 0, batch_size >= 1 and size >= 16")
+        for name in ("size", "input_size"):  # the network runs at multiples of 8 (its samples and validation)
+            if getattr(self, name) % 8:
+                raise ValueError(f"{name} must be a multiple of 8, got {getattr(self, name)}")
         if self.steps == 0 and self.gan is None:
             raise ValueError("a run needs steps > 0 (or an adversarial stage)")
         if not 0.0 <= self.ema < 1.0:

@@ -32,7 +32,7 @@ import torch.distributed as dist
 import torch.nn as nn
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from edge_colorizer.checkpoint import atomic_torch_save
+from edge_colorizer.checkpoint import atomic_torch_save, read_torch_file
 from edge_colorizer.colorizer import ColorizerModule
 from edge_colorizer.data.dataset import training_pair
 from edge_colorizer.io import write_image
@@ -42,6 +42,7 @@ from training.objectives import LOG_TERMS, Batch, Objective, Trainee
 
 LOG_FILE = "log.csv"
 VAL_FILE = "val.csv"
+SAMPLES_PREFIX = "samples_"  # the sample grids: samples_<stage>_<step>.png
 # set from outside (a signal handler) to end the running stage after its current step, state saved
 STOP = threading.Event()
 
@@ -146,12 +147,20 @@ def dist_info() -> tuple[int, int]:
     return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def check_runnable(cfg: TrainConfig, images: int | None = None) -> None:
+    """Raise a one-line ValueError for what would stop the run at its first step: a CUDA device asked
+    for where there is none, fewer ``images`` than one batch per process."""
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device cuda was asked for, but torch sees no CUDA device")
+    if images is not None and images // dist_info()[1] < cfg.batch_size:
+        raise ValueError(f"{cfg.data}: {images} images are fewer than one batch of {cfg.batch_size}")
+
+
 def resolve_device(cfg: TrainConfig) -> torch.device:
     """The run's device; under torchrun, this rank's GPU. Starts the process group when distributed."""
     rank, world = dist_info()
+    check_runnable(cfg)
     cuda = torch.cuda.is_available() and cfg.device != "cpu"
-    if cfg.device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device cuda was asked for, but torch sees no CUDA device")
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if cuda else "gloo")
     if cuda:
@@ -238,12 +247,18 @@ def recipe_fields(cfg: TrainConfig | dict) -> dict:
 
 def load_run_state(path: Path, cfg: TrainConfig, stage: Stage, map_location) -> dict:
     """A stage's saved state, refused if saved under another recipe (execution settings may differ)."""
-    state = torch.load(path, map_location=map_location, weights_only=False)  # our own file: RNG states
+    # our own file (RNG states, so not weights_only); damaged or foreign ones are one line naming it
+    state = read_torch_file(path, "training state", weights_only=False, map_location=map_location)
+    if not isinstance(state, dict) or not {"config", "stage", "model", "step"} <= set(state):
+        raise ValueError(f"{path}: not a training state (a run folder's {path.name} holds config, stage, model)")
     saved, current = recipe_fields(state["config"]), recipe_fields(cfg)
     if saved != current or _with_defaults(Stage, state["stage"]) != dataclasses.asdict(stage):
         changed = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
         what = ", ".join(changed) or "the stage"
-        raise ValueError(f"{path}: saved with a different configuration ({what}); start a new --out")
+        raise ValueError(
+            f"{path}: saved with a different configuration ({what}); resume with the options in "
+            f"{path.parent / 'config.json'}, or start a new --out"
+        )
     return state
 
 
@@ -348,9 +363,8 @@ def run_stage(
         if teacher_logits is not None:
             teacher_logits = torch.compile(teacher_logits)
     trainee = Trainee(logits=logits_fn, decode=model.decode, bin_centers=getattr(model, "bin_centers", None))
+    check_runnable(cfg, len(dataset))
     sampler = EpochSampler(len(dataset), cfg.batch_size, cfg.seed, rank, world)
-    if sampler.batches == 0:
-        raise ValueError(f"{cfg.data}: {len(dataset)} images are fewer than one batch of {cfg.batch_size}")
     # its own generator: starting an epoch must not draw from the global RNG that the state restores
     # with workers, each has its own RNG: a resumed run continues at the right batch, with other crops
     loader = torch.utils.data.DataLoader(
@@ -523,7 +537,8 @@ def run_stage(
                             tb.add_scalar(f"{stage.name}/{name}", v, step)
                     progress.update(task, info=" ".join(f"{k} {v:.3f}" for k, v in means.items()))
                 if main_process and (step % cfg.sample_every == 0 or step == total):
-                    sample_grid(eval_model().eval(), samples, out / f"samples_{stage.name}_{step:06d}.png", cfg.size)
+                    grid = out / f"{SAMPLES_PREFIX}{stage.name}_{step:06d}.png"
+                    sample_grid(eval_model().eval(), samples, grid, cfg.size)
                     eval_model().train()
                 if cfg.val_every and step % cfg.val_every == 0 and step < total:
                     stopped_early = run_validation()

@@ -7,23 +7,26 @@ For a model with an ab-bins head, every temperature in ``--temperatures`` is sco
 photos (PSNR, LPIPS, colorfulness ratio) at the network size the model runs at (the one stored with it,
 else 256), or at each of ``--sizes``; the setting with the lowest LPIPS among those whose colorfulness
 ratio reaches ``--min-cf-ratio`` is stored in the checkpoint (the temperature in its model arguments,
-the size as its input size), so loading the file rebuilds the model as it was scored. The evaluation
-pool is never used here. The sweep is kept in the checkpoint (``release``) and printed as a Markdown
-table.
+the size as its input size), so loading the file rebuilds the model as it was scored. A model with a
+regression head has no temperature: it is scored once per size and none is stored (``--temperatures``
+is refused). The evaluation pool is never used here. The sweep is kept in the checkpoint (``release``)
+and printed as a Markdown table; a photo that cannot be scored gets one line on stderr and is left out.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from edge_colorizer.checkpoint import load_checkpoint, model_from_checkpoint, save_model
+from edge_colorizer.checkpoint import atomic_torch_save, load_checkpoint, model_from_checkpoint, model_state
 from edge_colorizer.colorizer import DEFAULT_SIZE, ColorizerModule
 from edge_colorizer.evaluate import evaluate
-from edge_colorizer.io import check_writable_file, same_file
+from edge_colorizer.io import check_writable_file, one_line, same_file, shown
 from edge_colorizer.metrics.lpips import LPIPS
 
 DEFAULT_TEMPERATURES = (0.38, 0.5, 0.7, 1.0, 1.5)
@@ -31,6 +34,9 @@ DEFAULT_TEMPERATURES = (0.38, 0.5, 0.7, 1.0, 1.5)
 # out more colourful relative to their truth than the wallpapers do: the measured gaps were 0.03 (first
 # student), 0.10 (first teacher) and 0.23 (the current teacher at T = 0.7), so the floor here is 0.85.
 DEFAULT_MIN_CF_RATIO = 0.85
+# A floor above 2 asks for predictions twice as colourful as the photos themselves: no release rule
+# means that, and it could only be refused after the whole sweep.
+MAX_MIN_CF_RATIO = 2.0
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,12 @@ class SweepRow:
     size: int = DEFAULT_SIZE  # the network input size it was scored at
 
 
+def has_temperature(model: torch.nn.Module) -> bool:
+    """Whether the model decodes at a temperature: an ab-bins head does, a regression head does not (both
+    carry a ``temperature`` attribute, so the head type decides)."""
+    return getattr(model, "head_type", None) == "bins"
+
+
 def sweep(
     model: torch.nn.Module,
     val: str | Path,
@@ -49,17 +61,31 @@ def sweep(
     lpips: LPIPS,
     sizes: tuple[int, ...] = (DEFAULT_SIZE,),
     max_side: int = 512,
+    on_skip: Callable[[str], None] | None = None,
+    progress: Callable[[Path], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
 ) -> list[SweepRow]:
-    """Validation scores of ``model`` at each network size and temperature (one temperature row per
-    size if it has no temperature)."""
-    has_t = hasattr(model, "temperature")
+    """Validation scores of ``model`` at each network size and temperature (one row per size, and
+    ``temperatures`` unused, if it has no temperature). ``on_skip``, ``progress`` and ``on_total`` are
+    passed to every evaluation (:func:`edge_colorizer.evaluate.evaluate`), so a skipped photo is reported
+    once per setting."""
+    has_t = has_temperature(model)
     rows = []
     for size in sizes:
         for t in temperatures if has_t else (None,):
             if has_t:
                 model.temperature = t
             colorizer = ColorizerModule(model, size=size)
-            r = evaluate({"m": colorizer}, val, max_side=max_side, include_gray=False, lpips=lpips)
+            r = evaluate(
+                {"m": colorizer},
+                val,
+                max_side=max_side,
+                include_gray=False,
+                lpips=lpips,
+                on_skip=on_skip,
+                progress=progress,
+                on_total=on_total,
+            )
             rows.append(SweepRow(t, r[0].psnr_db, r[0].lpips, r[0].colorfulness_ratio, size))
     return rows
 
@@ -68,9 +94,8 @@ def choose(rows: list[SweepRow], min_cf_ratio: float) -> SweepRow:
     ok = [r for r in rows if r.cf_ratio >= min_cf_ratio]
     if not ok:
         best = max(r.cf_ratio for r in rows)
-        raise ValueError(
-            f"no temperature reaches colorfulness ratio {min_cf_ratio} (best {best:.3f}): the model is sepia"
-        )
+        what = "temperature" if any(r.temperature is not None for r in rows) else "size"
+        raise ValueError(f"no {what} reaches colorfulness ratio {min_cf_ratio} (best {best:.3f}): the model is sepia")
     return min(ok, key=lambda r: r.lpips)
 
 
@@ -79,24 +104,81 @@ def _bad_sizes(sizes: tuple[int, ...]) -> list[int]:
     return [s for s in sizes if not 16 <= s <= 1024 or s % 8]
 
 
+def _bad_temperatures(temperatures: tuple[float, ...]) -> list[float]:
+    """The temperatures the annealed mean cannot decode at (it divides by them: > 0 and finite)."""
+    return [t for t in temperatures if not (math.isfinite(t) and t > 0)]
+
+
+def _good_min_cf_ratio(value: float) -> bool:
+    return 0 <= value <= MAX_MIN_CF_RATIO  # False for nan too
+
+
+# evaluate()'s reasons point to the evaluate command's options, which this one has not
+_EVALUATE_HINTS = (" (after --max-side)", "; --no-lpips scores it")
+
+
+def _once(on_skip: Callable[[str], None] | None) -> Callable[[str], None]:
+    """``on_skip`` called once per distinct line: every setting of the sweep meets the same bad photos."""
+    said: set[str] = set()
+
+    def skip(message: str) -> None:
+        for hint in _EVALUATE_HINTS:
+            message = message.replace(hint, "")
+        if message not in said:
+            said.add(message)
+            if on_skip:
+                on_skip(message)
+
+    return skip
+
+
 def release(
     checkpoint: str | Path,
     val: str | Path,
     out: str | Path,
-    temperatures: tuple[float, ...] = DEFAULT_TEMPERATURES,
+    temperatures: tuple[float, ...] | None = None,
     min_cf_ratio: float = DEFAULT_MIN_CF_RATIO,
     log=print,
     sizes: tuple[int, ...] | None = None,
+    on_skip: Callable[[str], None] | None = None,
+    progress: Callable[[Path], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
 ) -> SweepRow:
-    """``sizes``: the network input sizes to choose from (default: the one the model runs at)."""
-    ckpt = load_checkpoint(checkpoint)
-    model = model_from_checkpoint(ckpt)
-    sizes = sizes or (int(ckpt.get("input_size") or DEFAULT_SIZE),)
-    bad = _bad_sizes(sizes)
+    """``temperatures``: those to choose from (default :data:`DEFAULT_TEMPERATURES`; a model with a
+    regression head has none, and refuses them). ``sizes``: the network input sizes to choose from
+    (default: the one the model runs at). ``on_skip`` gets one line per photo that cannot be scored (once,
+    not once per setting); ``progress`` is called after each photo of each evaluation, the fp16 check
+    included, and ``on_total`` with the number of those calls. The release is written last: nothing is
+    left at ``out`` by an error or a stop."""
+    if temperatures is not None and not temperatures:
+        raise ValueError("no temperatures to score (leave them out for the default)")
+    if sizes is not None and not sizes:
+        raise ValueError("no network sizes to score (leave them out for the model's own)")
+    bad_t = _bad_temperatures(temperatures or ())
+    if bad_t:
+        raise ValueError(f"temperature {bad_t[0]:g}: must be > 0 and finite")
+    if not _good_min_cf_ratio(min_cf_ratio):
+        raise ValueError(f"colorfulness ratio floor {min_cf_ratio:g}: must be 0-{MAX_MIN_CF_RATIO:g}")
+    bad = _bad_sizes(sizes or ())
     if bad:
         raise ValueError(f"network size {bad[0]}: must be 16-1024 and a multiple of 8")
+    ckpt = load_checkpoint(checkpoint)
+    model = model_from_checkpoint(ckpt, checkpoint)
+    sizes = sizes or (int(ckpt.get("input_size") or DEFAULT_SIZE),)
+    if has_temperature(model):
+        temperatures = temperatures or DEFAULT_TEMPERATURES
+    elif temperatures is not None:  # an option that cannot be honoured, not one to ignore
+        raise ValueError("the model has a regression head, no decoding temperature: leave --temperatures out")
+    else:
+        temperatures = ()
+    runs = len(sizes) * max(len(temperatures), 1) + 1  # the sweep, then the fp16 check
+    hooks = dict(
+        on_skip=_once(on_skip),
+        progress=progress,
+        on_total=(lambda n: on_total(n * runs)) if on_total else None,
+    )
     lpips = LPIPS("alex")
-    rows = sweep(model, val, temperatures, lpips, sizes)
+    rows = sweep(model, val, temperatures, lpips, sizes, **hooks)
     chosen = None
     try:
         chosen = choose(rows, min_cf_ratio)
@@ -117,10 +199,11 @@ def release(
         "min_cf_ratio": min_cf_ratio,
         "sweep": [[r.temperature, r.psnr_db, r.lpips, r.cf_ratio, r.size] for r in rows],
     }
-    save_model(model, out, half=True, input_size=chosen.size, **extra)
-    # fp16 storage must not change what the model does
-    released = load_checkpoint(out)
-    again = sweep(model_from_checkpoint(released), val, (chosen.temperature,), lpips, (released["input_size"],))[0]
+    released = {**model_state(model, half=True, input_size=chosen.size), **extra}
+    # fp16 storage must not change what the model does; checked on what will be written, before writing
+    chosen_t = () if chosen.temperature is None else (chosen.temperature,)
+    again = sweep(model_from_checkpoint(released), val, chosen_t, lpips, (chosen.size,), **hooks)[0]
+    atomic_torch_save(released, out)
     log(
         f"wrote {out} ({Path(out).stat().st_size / 1e6:.1f} MB, fp16, network size {again.size}): validation PSNR "
         f"{again.psnr_db:.2f} dB, "
@@ -129,7 +212,41 @@ def release(
     return chosen
 
 
+def _numbers(option: str, text: str, kind: type, what: str) -> tuple:
+    """``text``, comma-separated, as a tuple of ``kind``; a one-line ValueError naming ``option`` if not."""
+    if not text.strip():
+        raise ValueError(f"{option}: empty; give {what} or leave the option out for its default")
+    try:
+        return tuple(kind(item) for item in text.split(","))
+    except ValueError:
+        raise ValueError(f"{option} {shown(text)}: not a list of {what}") from None
+
+
+def _options(args: argparse.Namespace) -> tuple[tuple[float, ...] | None, tuple[int, ...] | None, float]:
+    """The temperatures (None: the default), sizes (None: the model's own) and colourfulness floor asked
+    for; a one-line ValueError naming the option that cannot be honoured."""
+    temps = None
+    if args.temperatures is not None:
+        temps = _numbers("--temperatures", args.temperatures, float, "numbers")
+        if _bad_temperatures(temps):
+            raise ValueError(f"--temperatures {shown(args.temperatures)}: each must be > 0 and finite")
+    sizes = None
+    if args.sizes is not None:
+        sizes = _numbers("--sizes", args.sizes, int, "whole numbers")
+        if _bad_sizes(sizes):
+            raise ValueError(f"--sizes {shown(args.sizes)}: each must be a multiple of 8, 16-1024")
+    try:
+        min_cf_ratio = float(args.min_cf_ratio)
+    except ValueError:
+        raise ValueError(f"--min-cf-ratio {shown(args.min_cf_ratio)}: not a number") from None
+    if not _good_min_cf_ratio(min_cf_ratio):
+        raise ValueError(f"--min-cf-ratio {shown(args.min_cf_ratio)}: must be 0-{MAX_MIN_CF_RATIO:g}")
+    return temps, sizes, min_cf_ratio
+
+
 def main() -> None:
+    from edge_colorizer.cli.common import progress_bar, say, stop_cleanly
+
     ap = argparse.ArgumentParser(
         prog="python -m training.release",
         description=" ".join(__doc__.split("\n\n")[0].split()),
@@ -139,37 +256,58 @@ def main() -> None:
     ap.add_argument("--out", required=True, help="the release file (.pt); an existing one is replaced")
     ap.add_argument(
         "--temperatures",
-        default=",".join(f"{t:g}" for t in DEFAULT_TEMPERATURES),
-        help="annealed-mean temperatures to score (> 0), comma-separated (default: %(default)s)",
+        default=None,
+        help="annealed-mean temperatures to score (> 0), comma-separated (default: "
+        f"{','.join(f'{t:g}' for t in DEFAULT_TEMPERATURES)}; a model with a regression head has none)",
     )
     ap.add_argument(
         "--min-cf-ratio",
-        type=float,
-        default=DEFAULT_MIN_CF_RATIO,
-        help="the least validation colourfulness ratio a setting needs to be chosen (default: %(default)s)",
+        default=f"{DEFAULT_MIN_CF_RATIO:g}",
+        help="the least validation colourfulness ratio a setting needs to be chosen, "
+        f"0-{MAX_MIN_CF_RATIO:g} (default: %(default)s)",
     )
     ap.add_argument(
-        "--sizes", default="", help="network input sizes to choose from, e.g. 160,256,320 (default: its own)"
+        "--sizes", default=None, help="network input sizes to choose from, e.g. 160,256,320 (default: its own)"
     )
     args = ap.parse_args()
-    try:
-        temps = tuple(float(t) for t in args.temperatures.split(","))
-        if not all(t > 0 for t in temps):
-            raise ValueError(f"--temperatures {args.temperatures}: each must be > 0")
-        sizes = tuple(int(s) for s in args.sizes.split(",")) if args.sizes else None
-        if sizes and _bad_sizes(sizes):
-            raise ValueError(f"--sizes {args.sizes}: each must be a multiple of 8, 16-1024")
-        out, source = Path(args.out), Path(args.checkpoint)
-        check_writable_file(out, (".pt", ".pth"))  # before the sweep, not after it
-        if same_file(out, source):
-            raise ValueError(f"{out}: is the checkpoint itself; write the release to another file")
-    except ValueError as e:
-        ap.exit(1, f"release: {e}\n")
-    try:
-        release(args.checkpoint, args.val, args.out, temps, args.min_cf_ratio, sizes=sizes)
-    except (ValueError, OSError) as e:  # one line, no traceback: a refusal, an unreadable file
-        text = str(e)
-        ap.exit(1, f"release: {text if text.startswith(args.checkpoint) else f'{args.checkpoint}: {text}'}\n")
+    with stop_cleanly():  # Ctrl-C, SIGTERM: one line, exit 128 + signal; the release is written last
+        try:
+            temps, sizes, min_cf_ratio = _options(args)
+            if not Path(args.val).is_dir():
+                raise ValueError(f"--val {shown(args.val)}: not a folder of photos")
+            out, source = Path(args.out), Path(args.checkpoint)
+            check_writable_file(out, (".pt", ".pth"))  # before the sweep, not after it
+            if same_file(out, source):
+                raise ValueError(f"{shown(out)}: is the checkpoint itself; write the release to another file")
+        except ValueError as e:
+            ap.exit(1, f"release: {e}\n")
+        try:
+            with progress_bar() as bar:  # on a terminal only
+                task = bar.add_task("release sweep", total=None)
+                release(
+                    args.checkpoint,
+                    args.val,
+                    args.out,
+                    temps,
+                    min_cf_ratio,
+                    sizes=sizes,
+                    on_skip=lambda message: say(f"release: skipped {message}"),
+                    progress=lambda _: bar.advance(task),
+                    on_total=lambda n: bar.update(task, total=n),
+                )
+        except (ValueError, OSError) as e:  # one line, no traceback: a refusal, an unreadable file
+            ap.exit(1, f"release: {_about(str(e), args.checkpoint, args.val)}\n")
+        except Exception as e:  # a bug or a library's surprise: still one line
+            ap.exit(1, f"release: {shown(args.checkpoint)}: failed unexpectedly ({one_line(e)})\n")
+
+
+def _about(text: str, checkpoint: str, val: str) -> str:
+    """``text`` led by the file it is about: as it is if it names the checkpoint or the validation
+    folder first, else after the checkpoint's name."""
+    names = {checkpoint, str(Path(checkpoint)), shown(val), shown(Path(val))}
+    if text.startswith(tuple(f"{name}:" for name in names)):
+        return text
+    return f"{shown(checkpoint)}: {text}"
 
 
 if __name__ == "__main__":

@@ -16,12 +16,24 @@ from pathlib import Path
 
 import torch.nn as nn
 
-from edge_colorizer.checkpoint import load_model, save_model
+from edge_colorizer.checkpoint import load_model, read_torch_file, save_model
 from edge_colorizer.colorizer import ColorizerModule
 from edge_colorizer.data.dataset import ColorizationDataset
+from edge_colorizer.io import check_outside, check_writable_folder
 from edge_colorizer.models import create_model
 from training.config import TrainConfig
-from training.loop import LOG_FILE, VAL_FILE, StageResult, dist_info, run_stage, seed_everything, state_file
+from training.loop import (
+    LOG_FILE,
+    SAMPLES_PREFIX,
+    VAL_FILE,
+    StageResult,
+    check_runnable,
+    dist_info,
+    load_run_state,
+    run_stage,
+    seed_everything,
+    state_file,
+)
 from training.losses import class_weights_for
 from training.objectives import Adversarial, Objective, Supervised
 
@@ -37,18 +49,57 @@ class RunResult:
     steps: int = 0  # steps taken, all stages (a time budget decides them)
 
 
-def make_validator(val: str | Path, size: int, max_side: int = 256):
-    """``validate(model) -> {"lpips", "psnr", "cf_ratio"}`` on a folder of validation photos."""
+def make_validator(val: str | Path, size: int, max_side: int = 256, log=print):
+    """``validate(model) -> {"lpips", "psnr", "cf_ratio"}`` on a folder of validation photos.
+
+    The photos are checked now, with the gray baseline: each that cannot be scored gets one line on
+    ``log``, and a folder with none raises ValueError before the run spends any time."""
+    import torch
+
     from edge_colorizer.evaluate import evaluate
     from edge_colorizer.metrics.lpips import LPIPS
 
     lpips = LPIPS("alex")
+    with torch.random.fork_rng(devices=[]):  # the run's random stream is the same with or without --val
+        gray = evaluate({}, val, max_side=max_side, lpips=lpips, on_skip=lambda m: log(f"skip {m}"))[0]
+    log(f"validation on {gray.images} photos from {val} (gray: LPIPS {gray.lpips:.4f}, PSNR {gray.psnr_db:.2f} dB)")
 
     def validate(model: nn.Module) -> dict[str, float]:
         r = evaluate({"m": ColorizerModule(model, size=size)}, val, max_side=max_side, include_gray=False, lpips=lpips)
         return {"lpips": r[0].lpips, "psnr": r[0].psnr_db, "cf_ratio": r[0].colorfulness_ratio}
 
     return validate
+
+
+def check_run_folder(cfg: TrainConfig, stages: list, resume: bool) -> None:
+    """Raise a one-line error, before any work, for a run folder the run cannot use: not writable, inside
+    the photos it reads, nothing to resume, or an unfinished run a fresh start would throw away."""
+    out = Path(cfg.out)
+    check_writable_folder(out)
+    for folder, option in ((cfg.data, "--data"), (cfg.val, "--val"), (cfg.cutouts, "--cutouts")):
+        check_outside(out, folder, option)  # its sample grids would become training or validation photos
+    mine = [out / state_file(s.name) for s in stages]
+    if resume and not any(p.exists() for p in mine):
+        others = sorted(p.name for p in out.glob("state_*.pt")) if out.is_dir() else []
+        if others:
+            raise FileNotFoundError(
+                f"{out}: holds a run of another recipe ({', '.join(others)}; this one saves {mine[0].name})"
+            )
+        raise FileNotFoundError(f"{out}: nothing to resume from (no {mine[0].name})")
+    if resume:  # a state saved under other settings is refused before the photos are loaded
+        for stage, path in zip(stages, mine, strict=True):
+            if path.exists():
+                load_run_state(path, cfg, stage, "cpu")
+    if not resume and dist_info()[0] == 0 and any(p.exists() for p in mine):
+        try:  # the last stage's state says whether the run finished
+            done = mine[-1].exists() and read_torch_file(mine[-1], weights_only=False).get("finished")
+        except (ValueError, OSError, AttributeError):
+            done = True  # damaged: nothing a resume could use, so nothing a fresh run loses
+        if not done:
+            saved = max((p for p in mine if p.exists()), key=lambda p: p.stat().st_mtime)
+            raise ValueError(
+                f"{out}: holds an unfinished run ({saved.name}); continue it with --resume, or choose another --out"
+            )
 
 
 def load_teacher(name: str) -> nn.Module:
@@ -85,13 +136,8 @@ def train(
     out = Path(cfg.out)
     stages = cfg.stages()
     rank, _ = dist_info()
-    if resume and not any((out / state_file(s.name)).exists() for s in stages):
-        raise FileNotFoundError(f"{out}: nothing to resume from (no {state_file(stages[0].name)})")
-    out.mkdir(parents=True, exist_ok=True)  # after the refusal: a mistyped --resume folder is not created
-    if not resume and rank == 0:
-        # a fresh run in a used folder: the old run's states and logs must not mix with this one's
-        for name in [state_file(s.name) for s in stages] + [LOG_FILE, VAL_FILE]:
-            (out / name).unlink(missing_ok=True)
+    check_run_folder(cfg, stages, resume)
+    check_runnable(cfg)
     # same initial weights on every rank; the class weights' crops draw from python's RNG
     seed_everything(cfg.seed)
     t0 = time.perf_counter()
@@ -105,6 +151,7 @@ def train(
         cutout_prob=cfg.cutout_prob,
         full_frame=cfg.full_frame,
     )
+    check_runnable(cfg, len(dataset))
     share = f" ({cfg.subset:.0%} subset)" if cfg.subset < 1 else ""
     pasted = f", {len(dataset.paste)} cut-outs pasted on {cfg.cutout_prob:.0%} of crops" if dataset.paste else ""
     whole = f", {cfg.full_frame:.0%} of samples whole photos" if cfg.full_frame else ""
@@ -116,7 +163,15 @@ def train(
     if cfg.loss == "bins":
         class_weights = class_weights_for(dataset, model.bin_centers.cpu(), cfg.rebalance)
     input_size = cfg.input_size or cfg.size
-    validate = make_validator(cfg.val, input_size) if cfg.val else None
+    validate = make_validator(cfg.val, input_size, log=log) if cfg.val else None
+    # the run folder is made (or cleared) only now: a run refused above leaves nothing behind
+    out.mkdir(parents=True, exist_ok=True)
+    if not resume and rank == 0:
+        # a fresh run in a used folder: the old run's states, logs and samples must not mix with this one's
+        for name in [state_file(s.name) for s in stages] + [LOG_FILE, VAL_FILE]:
+            (out / name).unlink(missing_ok=True)
+        for old in out.glob(f"{SAMPLES_PREFIX}*.png"):
+            old.unlink(missing_ok=True)
     if rank == 0:
         (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=1))
     budget = stop_after

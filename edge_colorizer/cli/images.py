@@ -79,7 +79,13 @@ def colorize(paths, out_dir, model, size, device, side_by_side, max_pixels) -> N
 @click.option("--data", required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--model", "models", multiple=True, default=[EDGE_MODEL], show_default=True)
 @size_option()
-@click.option("--max-side", default=512, show_default=True, help="Resize photos so the long side is at most this.")
+@click.option(
+    "--max-side",
+    type=click.IntRange(16),
+    default=512,
+    show_default=True,
+    help="Resize photos so the long side is at most this.",
+)
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the results as JSON.")
 @click.option("--time", "timing", is_flag=True, help="Also time each model on one 256x256 and one 1080p image.")
 @click.option("--grid", type=click.Path(dir_okay=False), help="Write a PNG: gray | each model | truth, 6 photos.")
@@ -92,16 +98,17 @@ def evaluate_cmd(data, models, size, max_side, json_path, timing, grid, with_lpi
     out of the means; the exit code is then 1.
     """
     from edge_colorizer.evaluate import evaluate
-    from edge_colorizer.io import IMAGE_SUFFIXES, check_writable_file, write_bytes_atomic
+    from edge_colorizer.io import IMAGE_SUFFIXES, check_outside, check_writable_file, write_bytes_atomic
     from runtimes.models import open_colorizer
 
     with stop_cleanly(), no_traceback("evaluate"):
         try:
             # what is written at the end is checked first: a long run is never lost to a bad path
             if json_path:
-                check_writable_file(json_path)
+                check_writable_file(json_path, (".json",))
             if grid:
                 check_writable_file(grid, IMAGE_SUFFIXES)
+                check_outside(grid, data, "--data")  # it would replace one of the photos, or become one
             colorizers = {m: open_colorizer(m, size=size) for m in models}
             lpips = None
             if with_lpips:

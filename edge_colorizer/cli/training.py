@@ -7,7 +7,14 @@ from contextlib import nullcontext
 import click
 
 from edge_colorizer.cli import main
-from edge_colorizer.cli.common import end_if_stopped, progress_bar, say, stop_after_step, stop_cleanly
+from edge_colorizer.cli.common import (
+    end_if_stopped,
+    no_traceback,
+    progress_bar,
+    say,
+    stop_after_step,
+    stop_cleanly,
+)
 
 # encoder/decoder choices of the teacher's generator; options of models that take them
 ENCODERS = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "vgg16", "resnet18")
@@ -64,6 +71,13 @@ DECODERS = ("plain", "dynamic")
     help="Time budget of the supervised stage: its step count is fixed to what fits (--steps the most).",
 )
 @click.option("--gan-minutes", type=click.FloatRange(0, min_open=True), default=None, help="Same, adversarial stage.")
+@click.option(
+    "--gan-lambda",
+    type=click.FloatRange(0, min_open=True),
+    default=None,
+    help="Adversarial stage: weight of the supervised loss against the adversarial one (gan-teacher: 10; "
+    "lower gives the discriminator more say).",
+)
 @click.option("--workers", type=click.IntRange(0, 64), default=None, help="Data-loading processes (GPU runs).")
 @click.option("--encoder", type=click.Choice(ENCODERS), default=None, help="unet_generator: the ImageNet encoder.")
 @click.option("--decoder", type=click.Choice(DECODERS), default=None, help="unet_generator: decoder type.")
@@ -92,7 +106,9 @@ DECODERS = ("plain", "dynamic")
     help="torch.compile the training forward (GPU runs; the first steps compile).",
 )
 @click.option("--resume", is_flag=True, help="Continue from the run folder's last checkpoint.")
-def train(recipe_name, resume, encoder, decoder, no_pretrained, gan_steps, gan_minutes, compile_, **options) -> None:
+def train(
+    recipe_name, resume, encoder, decoder, no_pretrained, gan_steps, gan_minutes, gan_lambda, compile_, **options
+) -> None:
     """Train a colorizer (a student, or the GAN teacher) on a folder of colour images."""
     from dataclasses import replace
 
@@ -111,10 +127,10 @@ def train(recipe_name, resume, encoder, decoder, no_pretrained, gan_steps, gan_m
     if generator_options and base.model != "unet_generator":
         names = ", ".join("--no-pretrained" if k == "pretrained" else f"--{k}" for k in generator_options)
         raise click.UsageError(f"{names}: options of the unet_generator model, not of recipe {recipe_name!r}")
-    gan_options = {"steps": gan_steps, "minutes": gan_minutes}
+    gan_options = {"steps": gan_steps, "minutes": gan_minutes, "gan_lambda": gan_lambda}
     gan_options = {k: v for k, v in gan_options.items() if v is not None}
     if gan_options and base.gan is None:
-        names = ", ".join(f"--gan-{k}" for k in gan_options)
+        names = ", ".join(f"--gan-{k.removeprefix('gan_')}" for k in gan_options)
         raise click.UsageError(f"{names}: recipe {recipe_name!r} has no adversarial stage")
     if options["cutout_prob"] is not None and not options["cutouts"]:
         raise click.UsageError("--cutout-prob needs --cutouts (the cut-out folder)")
@@ -125,22 +141,24 @@ def train(recipe_name, resume, encoder, decoder, no_pretrained, gan_steps, gan_m
             raise click.UsageError("--val-every/--patience need --val (the validation photos)")
     options["out"] = options["out"] or f"runs/{recipe_name}"
     if gan_steps == 0:
-        if gan_minutes is not None:
-            raise click.UsageError("--gan-minutes: --gan-steps 0 leaves no adversarial stage")
+        names = ", ".join(f"--gan-{k.removeprefix('gan_')}" for k in gan_options if k != "steps")
+        if names:
+            raise click.UsageError(f"{names}: --gan-steps 0 leaves no adversarial stage")
         gan = None
     else:
         gan = replace(base.gan, **gan_options) if gan_options else base.gan
-    try:
-        cfg = recipe(
-            recipe_name,
-            model_args={**base.model_args, **generator_options} if generator_options else None,
-            **options,
-        )
-        cfg = replace(cfg, gan=gan)
-        with stop_cleanly(), stop_after_step(STOP) as got:
-            run = run_training(cfg, resume=resume, log=say)
-    except (ValueError, FileNotFoundError, KeyError, RuntimeError) as exc:
-        raise click.ClickException(str(exc)) from None
+    with no_traceback("train"):  # what is not foreseen below is one line too
+        try:
+            cfg = recipe(
+                recipe_name,
+                model_args={**base.model_args, **generator_options} if generator_options else None,
+                **options,
+            )
+            cfg = replace(cfg, gan=gan)
+            with stop_cleanly(), stop_after_step(STOP) as got:
+                run = run_training(cfg, resume=resume, log=say)
+        except (ValueError, OSError, KeyError, RuntimeError) as exc:
+            raise click.ClickException(str(exc)) from None
     end_if_stopped(got, lambda: not run.finished)
 
 

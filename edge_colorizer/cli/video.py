@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from edge_colorizer.cli import main
-from edge_colorizer.cli.common import device_option, say, size_option, stop_cleanly
+from edge_colorizer.cli.common import device_option, no_traceback, progress_bar, say, size_option, stop_cleanly
 from edge_colorizer.inference import EDGE_MODEL
 
 
@@ -223,32 +223,43 @@ def evaluate_video_cmd(photos, models, strengths, frames, max_photos, with_lpips
     from edge_colorizer.inference import load_colorizer
     from edge_colorizer.temporal import evaluate_temporal, load_photos
 
-    try:
-        if json_path:  # before the run, not after it
-            from edge_colorizer.io import check_writable_file
+    with stop_cleanly(), no_traceback("evaluate-video"):
+        try:
+            if json_path:  # before the run, not after it
+                from edge_colorizer.io import check_writable_file
 
-            check_writable_file(json_path, (".json",))
-        pictures = load_photos(photos, max_photos)
-        from runtimes.models import require_checkpoint
+                check_writable_file(json_path, (".json",))
+            pictures = load_photos(photos, max_photos, log=say)
+            from runtimes.models import require_checkpoint
 
-        for m in models:  # the smoothing study runs torch checkpoints
-            require_checkpoint(m, "evaluate-video")
-        colorizers = {m: load_colorizer(m) for m in models}
-        lpips = None
-        if with_lpips:
-            from edge_colorizer.metrics.lpips import LPIPS
+            for m in models:  # the smoothing study runs torch checkpoints
+                require_checkpoint(m, "evaluate-video")
+            colorizers = {m: load_colorizer(m) for m in models}
+            lpips = None
+            if with_lpips:
+                from edge_colorizer.metrics.lpips import LPIPS
 
-            lpips = LPIPS("alex")
-    except (ValueError, FileNotFoundError, ImportError) as exc:
-        raise click.ClickException(str(exc)) from None
-    results = evaluate_temporal(colorizers, pictures, tuple(strengths), frames=frames, lpips=lpips)
-    click.echo(f"{len(pictures)} clips of {frames} frames, played back to back (flicker: Lab units, lower is steadier)")
-    click.echo("\n| model | smoothing | LPIPS | flicker | change ratio | cuts found |\n|---|---|---|---|---|---|")
-    for r in results:
-        lp = f"{r.lpips:.4f}" if r.lpips is not None else "–"
-        cuts = f"{r.cuts_found}/{r.clips - 1}" if r.smoothing else "–"
-        click.echo(f"| {r.model} | {r.smoothing:.2f} | {lp} | {r.flicker:.3f} | {r.change_ratio:.2f} | {cuts} |")
-    if json_path:
-        from edge_colorizer.io import write_bytes_atomic
+                lpips = LPIPS("alex")
+        except (ValueError, FileNotFoundError, ImportError) as exc:
+            raise click.ClickException(str(exc)) from None
+        with progress_bar() as bar:
+            task = bar.add_task("evaluate-video: clips", total=None)
+            results = evaluate_temporal(
+                colorizers,
+                pictures,
+                tuple(strengths),
+                frames=frames,
+                lpips=lpips,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+        played = f"{len(pictures)} clips of {frames} frames, played back to back"
+        click.echo(f"{played} (flicker: Lab units, lower is steadier)")
+        click.echo("\n| model | smoothing | LPIPS | flicker | change ratio | cuts found |\n|---|---|---|---|---|---|")
+        for r in results:
+            lp = f"{r.lpips:.4f}" if r.lpips is not None else "–"
+            cuts = f"{r.cuts_found}/{r.clips - 1}" if r.smoothing else "–"
+            click.echo(f"| {r.model} | {r.smoothing:.2f} | {lp} | {r.flicker:.3f} | {r.change_ratio:.2f} | {cuts} |")
+        if json_path:
+            from edge_colorizer.io import write_bytes_atomic
 
-        write_bytes_atomic(json_path, json.dumps([asdict(r) for r in results], indent=1).encode())
+            write_bytes_atomic(json_path, json.dumps([asdict(r) for r in results], indent=1).encode())

@@ -80,3 +80,19 @@ def test_unwritable_json_or_grid_fails_before_the_run(tmp_path, mixed, tiny_ckpt
     assert len(error_lines(stderr)) == 1
     code, stdout, stderr = cli("evaluate", "--data", mixed, "--model", tiny_ckpt, "--grid", tmp_path / "g.gif")
     assert code == 1 and "unsupported output format" in stderr and "| model |" not in stdout
+
+
+def test_outputs_never_replace_the_photos_read(tmp_path, mixed, tiny_ckpt):
+    photo_path = mixed / "good0.png"
+    before = photo_path.read_bytes()
+    for option, target, message in [
+        ("--grid", photo_path, "is inside --data"),
+        ("--grid", mixed / "new_grid.png", "is inside --data"),
+        ("--json", photo_path, "unsupported output format"),
+    ]:
+        code, stdout, stderr = cli("evaluate", "--data", mixed, "--model", tiny_ckpt, option, target)
+        assert code == 1 and message in stderr and "| model |" not in stdout, (option, target, stderr)
+        assert len(error_lines(stderr)) == 1
+    assert photo_path.read_bytes() == before and not (mixed / "new_grid.png").exists()
+    code, stdout, stderr = cli("evaluate", "--data", mixed, "--model", tiny_ckpt, "--max-side", -5)
+    assert code == 2 and "--max-side" in stderr

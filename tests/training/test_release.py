@@ -63,7 +63,7 @@ def test_a_sepia_release_is_one_line_after_the_sweep_and_writes_nothing(tmp_path
         "--temperatures",
         "1",
         "--min-cf-ratio",
-        "5",
+        "2",
     ]
     monkeypatch.setattr(sys, "argv", argv)
     with pytest.raises(SystemExit) as stop:
@@ -72,7 +72,7 @@ def test_a_sepia_release_is_one_line_after_the_sweep_and_writes_nothing(tmp_path
     captured = capsys.readouterr()
     assert "| 1 |" in captured.out  # the sweep is shown
     (line,) = captured.err.strip().splitlines()
-    assert line.startswith(f"release: {src}: no temperature reaches colorfulness ratio 5.0 (best ")
+    assert line.startswith(f"release: {src}: no temperature reaches colorfulness ratio 2.0 (best ")
     assert line.endswith("the model is sepia")
     assert "Traceback" not in captured.err and not out.exists()
 
@@ -112,7 +112,7 @@ def test_bad_arguments_are_refused_before_the_sweep(tmp_path, val_folder, monkey
         (["--out", str(tmp_path / "afile" / "r.pt")], f"release: {tmp_path / 'afile' / 'r.pt'}: "),
         (
             ["--out", str(tmp_path / "r.pt"), "--temperatures", "0.7,-1"],
-            "release: --temperatures 0.7,-1: each must be > 0",
+            "release: --temperatures 0.7,-1: each must be > 0 and finite",
         ),
         (["--out", str(tmp_path / "r.pt"), "--sizes", "200,100"], "release: --sizes 200,100: each must be a multiple"),
     ]
@@ -123,3 +123,206 @@ def test_bad_arguments_are_refused_before_the_sweep(tmp_path, val_folder, monkey
         (line,) = capsys.readouterr().err.strip().splitlines()
         assert stop.value.code == 1 and line.startswith(expected), line
     assert src.read_bytes() == before and not (tmp_path / "r.pt").exists()
+
+
+def _run_main(monkeypatch, argv):
+    """``python -m training.release ARGV``: (exit code, stdout, stderr lines)."""
+    import sys
+
+    import training.release as release_module
+
+    monkeypatch.setattr(sys, "argv", ["release", *map(str, argv)])
+    code = 0
+    try:
+        release_module.main()
+    except SystemExit as stop:
+        code = stop.code
+    return code
+
+
+def test_option_values_are_checked_and_named_in_one_line(tmp_path, val_folder, monkeypatch, capsys):
+    import training.release as release_module
+
+    src = tmp_path / "model.pt"
+    save_model(create_model("unet_s", head="bins", width=8).eval(), src)
+    monkeypatch.setattr(release_module, "release", lambda *a, **k: pytest.fail("the sweep started"))
+    out = tmp_path / "r.pt"
+    cases = [
+        (["--temperatures", "abc"], "release: --temperatures abc: not a list of numbers"),
+        (["--temperatures", "0.5,,1"], "release: --temperatures 0.5,,1: not a list of numbers"),
+        (["--sizes", "abc"], "release: --sizes abc: not a list of whole numbers"),
+        (["--sizes", "256.0"], "release: --sizes 256.0: not a list of whole numbers"),
+        (["--temperatures", "inf"], "release: --temperatures inf: each must be > 0 and finite"),
+        (["--temperatures", "0.5,nan"], "release: --temperatures 0.5,nan: each must be > 0 and finite"),
+        (["--temperatures", "1e999"], "release: --temperatures 1e999: each must be > 0 and finite"),
+        (
+            ["--temperatures", ""],
+            "release: --temperatures: empty; give numbers or leave the option out for its default",
+        ),
+        (["--sizes", ""], "release: --sizes: empty; give whole numbers or leave the option out for its default"),
+        (["--min-cf-ratio", "-1"], "release: --min-cf-ratio -1: must be 0-2"),
+        (["--min-cf-ratio", "5"], "release: --min-cf-ratio 5: must be 0-2"),
+        (["--min-cf-ratio", "nan"], "release: --min-cf-ratio nan: must be 0-2"),
+        (["--min-cf-ratio", "abc"], "release: --min-cf-ratio abc: not a number"),
+    ]
+    for extra, expected in cases:
+        code = _run_main(monkeypatch, [src, "--val", val_folder, "--out", out, *extra])
+        (line,) = capsys.readouterr().err.strip().splitlines()
+        assert code == 1 and line == expected, (extra, line)
+    code = _run_main(monkeypatch, [src, "--val", tmp_path / "nowhere", "--out", out])
+    assert code == 1 and capsys.readouterr().err == f"release: --val {tmp_path / 'nowhere'}: not a folder of photos\n"
+    assert not out.exists()
+    # the library refuses them too, before loading anything
+    for bad, match in [
+        (dict(temperatures=(float("inf"),)), "temperature inf: must be > 0 and finite"),
+        (dict(temperatures=()), "no temperatures to score"),
+        (dict(sizes=()), "no network sizes to score"),
+        (dict(min_cf_ratio=float("nan")), "colorfulness ratio floor nan: must be 0-2"),
+        (dict(min_cf_ratio=-0.1), "colorfulness ratio floor -0.1: must be 0-2"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            release(tmp_path / "missing.pt", val_folder, out, log=pytest.fail, **bad)
+
+
+def test_a_regression_head_is_scored_once_per_size_and_stores_no_temperature(tmp_path, val_folder, monkeypatch, capsys):
+    torch.manual_seed(0)
+    src = tmp_path / "model.pt"
+    save_model(create_model("unet_s", head="regression", width=8).eval(), src)
+    logs = []
+    chosen = release(src, val_folder, tmp_path / "rel.pt", min_cf_ratio=0.0, log=logs.append, sizes=(32, 64))
+    ckpt = load_checkpoint(tmp_path / "rel.pt")
+    assert [(row[0], row[4]) for row in ckpt["release"]["sweep"]] == [(None, 32), (None, 64)]
+    assert chosen.temperature is None and "temperature" not in ckpt["model_args"]
+    assert ckpt["input_size"] == chosen.size and load_model(tmp_path / "rel.pt").head_type == "regression"
+    assert "| – (chosen) |" in "\n".join(logs)
+    # asking for temperatures it has not got is refused in one line, and nothing is written
+    out = tmp_path / "t.pt"
+    code = _run_main(monkeypatch, [src, "--val", val_folder, "--out", out, "--temperatures", "0.5,1"])
+    assert code == 1 and not out.exists()
+    assert capsys.readouterr().err == (
+        f"release: {src}: the model has a regression head, no decoding temperature: leave --temperatures out\n"
+    )
+
+
+@pytest.mark.parametrize("when", ["sweep", "write"])
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_a_stop_is_one_line_and_leaves_the_old_release_as_it_was(
+    tmp_path, val_folder, monkeypatch, capsys, signame, when
+):
+    import signal
+
+    import training.release as release_module
+
+    sig = getattr(signal, signame)
+    src = tmp_path / "model.pt"
+    save_model(create_model("unet_s", head="bins", width=8).eval(), src)
+    out = tmp_path / "rel.pt"
+    out.write_bytes(b"the previous release")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    if when == "sweep":  # as Ctrl-C lands: in the middle of scoring
+        calls, real_evaluate = [], release_module.evaluate
+
+        def evaluate(*args, **kwargs):
+            calls.append(1)
+            if len(calls) == 1:
+                signal.raise_signal(sig)
+            return real_evaluate(*args, **kwargs)
+
+        monkeypatch.setattr(release_module, "evaluate", evaluate)
+    else:  # half the release written to its temporary
+        real_save = torch.save
+
+        def save(obj, f, *args, **kwargs):
+            real_save(obj, f, *args, **kwargs)
+            f.truncate(f.tell() // 2)
+            signal.raise_signal(sig)
+
+        monkeypatch.setattr(torch, "save", save)
+    argv = [src, "--val", val_folder, "--out", out, "--temperatures", "1", "--sizes", "32", "--min-cf-ratio", "0"]
+    code = _run_main(monkeypatch, argv)
+    err = capsys.readouterr().err
+    assert code == 128 + sig
+    assert err == f"stopped by {signame}; unfinished outputs were removed\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no temporary, no half-written release
+    assert out.read_bytes() == b"the previous release"
+
+
+def test_photos_that_cannot_be_scored_get_one_line_each_and_the_sweep_goes_on(
+    tmp_path, val_folder, monkeypatch, capsys
+):
+    import numpy as np
+
+    src = tmp_path / "model.pt"
+    save_model(create_model("unet_s", head="bins", width=8).eval(), src)
+    gray = val_folder / "gray.png"
+    Image.fromarray(np.full((64, 96, 3), 128, np.uint8)).save(gray)
+    tiny = val_folder / "tiny.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(tiny)
+    corrupt = val_folder / "corrupt.png"
+    corrupt.write_bytes(b"not a png at all")
+    out = tmp_path / "rel.pt"
+    argv = [
+        src,
+        "--val",
+        val_folder,
+        "--out",
+        out,
+        "--temperatures",
+        "0.5,1",
+        "--sizes",
+        "32",
+        "--min-cf-ratio",
+        "0",
+    ]
+    assert _run_main(monkeypatch, argv) == 0
+    lines = capsys.readouterr().err.strip().splitlines()
+    # once each, not once per setting (2) and again for the fp16 check
+    assert len(lines) == 3 and all(line.startswith("release: skipped ") for line in lines), lines
+    assert {line.split(": ")[1].removeprefix("skipped ") for line in lines} == {str(gray), str(tiny), str(corrupt)}
+    assert f"release: skipped {tiny}: 20x20 px is too small for LPIPS (needs 31 px on the short side)" in lines
+    assert any("a gray photo" in line for line in lines) and not any("--" in line for line in lines)
+    assert len(load_checkpoint(out)["release"]["sweep"]) == 2
+    # nothing left to score: the lines, then what went wrong, about the folder
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    gray.rename(bad / "gray.png")
+    out2 = tmp_path / "rel2.pt"
+    assert _run_main(monkeypatch, [src, "--val", bad, "--out", out2]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == [
+        f"release: skipped {bad / 'gray.png'}: a gray photo (R = G = B), no colour to score a colorizer against",
+        f"release: {bad}: no photos to evaluate",
+    ]
+    assert not out2.exists()
+
+
+def test_progress_counts_every_photo_of_every_setting_and_shows_on_a_terminal_only(tmp_path, val_folder, monkeypatch):
+    from io import StringIO
+
+    from rich.console import Console
+
+    import edge_colorizer.cli.common as common
+
+    src = tmp_path / "model.pt"
+    save_model(create_model("unet_s", head="bins", width=8).eval(), src)
+    done, totals = [], []
+    quiet = dict(min_cf_ratio=0.0, log=lambda *_: None)
+    release(
+        src,
+        val_folder,
+        tmp_path / "a.pt",
+        (0.5, 1.0),
+        sizes=(32, 64),
+        progress=done.append,
+        on_total=totals.append,
+        **quiet,
+    )
+    # 2 temperatures x 2 sizes, then the fp16 check, over 3 photos
+    assert len(done) == 15 and set(totals) == {15}
+    for terminal in (True, False):
+        shown = StringIO()
+        monkeypatch.setattr(common, "err", Console(file=shown, force_terminal=terminal, width=100))
+        argv = [src, "--val", val_folder, "--out", tmp_path / "b.pt", "--temperatures", "1", "--sizes", "32"]
+        argv += ["--min-cf-ratio", "0"]
+        assert _run_main(monkeypatch, argv) == 0
+        assert ("release sweep" in shown.getvalue()) == terminal

@@ -349,3 +349,79 @@ def test_a_signal_stops_training_with_its_state_saved(tmp_path, tiny_pool, signa
     assert "Traceback" not in text and "exited unexpectedly" not in text
     step = torch.load(out / "state_train.pt", weights_only=False)["step"]
     assert 1 <= step < 200 and not (out / "model.pt").exists()
+
+
+def test_a_run_that_cannot_start_leaves_no_folder(tmp_path, tiny_pool):
+    """Refused before any work, one line each, and the run folder is not created."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (tmp_path / "a_file").write_text("x")
+    cases = [
+        (dict(val=str(empty)), ValueError, "no photos to evaluate"),
+        (dict(batch_size=50), ValueError, "fewer than one batch of 50"),
+        (dict(device="cuda"), ValueError, "no CUDA device"),
+        (dict(out=str(tmp_path / "a_file")), ValueError, "is a file, a folder is needed"),
+        (dict(out=str(tmp_path / "a_file" / "run")), ValueError, "is not a folder"),
+        (dict(out=str(tiny_pool / "run")), ValueError, "is inside --data"),
+        (dict(out=str(tiny_pool)), ValueError, "is inside --data"),
+    ]
+    for kw, error, message in cases:
+        if kw.get("device") == "cuda" and torch.cuda.is_available():
+            continue
+        with pytest.raises(error, match=message):
+            train(tiny_cfg(tmp_path, tiny_pool, **kw), **QUIET)
+        assert not (tmp_path / "run").exists(), kw
+    assert all(p.suffix == ".png" for p in tiny_pool.iterdir())  # nothing written among the photos
+    with pytest.raises(ValueError, match="size must be a multiple of 8, got 20"):
+        tiny_cfg(tmp_path, tiny_pool, size=20)
+
+
+def test_validation_photos_are_checked_and_reported_once(tmp_path, tiny_pool):
+    val = tmp_path / "val"
+    val.mkdir()
+    for i, p in enumerate(sorted(tiny_pool.iterdir())[:2]):
+        (val / f"v{i}.png").write_bytes(p.read_bytes())
+    (val / "broken.png").write_bytes(b"not a png")
+    (val / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    lines = []
+    result = train(tiny_cfg(tmp_path, tiny_pool, val=str(val), val_every=3), log=lines.append)
+    assert result.finished
+    skips = [line for line in lines if line.startswith("skip ")]
+    assert len(skips) == 2 and any("broken.png: not an image" in s for s in skips), skips
+    assert any("gone.png: broken link" in s for s in skips), skips
+    assert any(line.startswith("validation on 2 photos from") and "gray: LPIPS" in line for line in lines), lines
+
+
+def test_a_fresh_run_refuses_to_throw_away_an_unfinished_one(tmp_path, tiny_pool):
+    assert not train(tiny_cfg(tmp_path, tiny_pool), stop_after=3, **QUIET).finished
+    state = tmp_path / "run" / "state_train.pt"
+    before = state.read_bytes()
+    with pytest.raises(ValueError, match=r"holds an unfinished run \(state_train.pt\); continue it with --resume"):
+        train(tiny_cfg(tmp_path, tiny_pool), **QUIET)
+    assert state.read_bytes() == before
+    with pytest.raises(FileNotFoundError, match=r"holds a run of another recipe \(state_train.pt; this one saves"):
+        gan = tiny_cfg(tmp_path, tiny_pool, gan=RECIPES["gan-teacher"].gan)
+        train(gan, resume=True, **QUIET)
+    assert train(tiny_cfg(tmp_path, tiny_pool), resume=True, **QUIET).finished
+    (tmp_path / "run" / "samples_train_000099.png").write_bytes(b"an old grid")
+    assert train(tiny_cfg(tmp_path, tiny_pool), **QUIET).finished  # a finished run may be replaced
+    assert not (tmp_path / "run" / "samples_train_000099.png").exists()  # and its sample grids go with it
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "checkpoint", "folder"])
+def test_resume_from_a_damaged_state_is_one_line_naming_it(tmp_path, tiny_pool, damage):
+    train(tiny_cfg(tmp_path, tiny_pool), stop_after=3, **QUIET)
+    state = tmp_path / "run" / "state_train.pt"
+    if damage == "truncated":
+        state.write_bytes(state.read_bytes()[:2000])
+    elif damage == "empty":
+        state.write_bytes(b"")
+    elif damage == "checkpoint":
+        save_model(create_model("unet_s", head="bins", width=8), state)
+    else:
+        state.unlink()
+        state.mkdir()
+    with pytest.raises(ValueError) as info:
+        train(tiny_cfg(tmp_path, tiny_pool), resume=True, **QUIET)
+    message = str(info.value)
+    assert message.startswith(str(state)) and "\n" not in message, message
