@@ -14,7 +14,16 @@ import torch
 
 from edge_colorizer.colorizer import ColorizerModule, GrayBaseline
 from edge_colorizer.inference import ArrayColorizer, as_array_colorizer, is_out_of_memory
-from edge_colorizer.io import DEFAULT_MAX_PIXELS, fit_long_side, one_line, read_image, scan_inputs, shown, write_image
+from edge_colorizer.io import (
+    DEFAULT_MAX_PIXELS,
+    fit_long_side,
+    is_gray,
+    one_line,
+    read_image,
+    scan_inputs,
+    shown,
+    write_image,
+)
 from edge_colorizer.metrics import colorfulness, psnr
 from edge_colorizer.timing import time_ms
 
@@ -38,10 +47,6 @@ class EvalResult:
 LPIPS_MIN_SIDE = 31
 
 
-def _is_gray(rgb: np.ndarray) -> bool:
-    return bool((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all())
-
-
 def read_truth(
     path: Path, max_side: int | None, max_pixels: int | None = DEFAULT_MAX_PIXELS, min_side: int = 0, hint: str = ""
 ):
@@ -50,7 +55,7 @@ def read_truth(
     under ``min_side`` px on the short side (LPIPS needs :data:`LPIPS_MIN_SIDE`)."""
     name = shown(path)
     truth = fit_long_side(read_image(path, max_pixels=max_pixels).rgb, max_side)
-    if _is_gray(truth):
+    if is_gray(truth):
         raise ValueError(f"{name}: a gray photo (R = G = B), no colour to score a colorizer against")
     if min(truth.shape[:2]) < min_side:
         raise ValueError(

@@ -466,6 +466,11 @@ def find_images(inputs: Iterable[str]) -> list[Path]:
 # ---- decoding -------------------------------------------------------------------------------------
 
 
+def is_gray(rgb: np.ndarray) -> bool:
+    """R = G = B everywhere: a photo with no colour to learn from or to score against."""
+    return bool((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all())
+
+
 @dataclass
 class DecodedImage:
     path: Path

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from edge_colorizer.data.sources import cutout_rejection
-from edge_colorizer.io import read_image, scan_inputs
+from edge_colorizer.io import is_gray, read_image, scan_inputs, shown
 from edge_colorizer.lab import normalize_ab, normalize_l, rgb_to_lab
 
 
@@ -58,6 +58,9 @@ def load_pool(root: str | Path, short_side: int, log=print, fraction: float = 1.
             rgb = read_image(path, limit_hint="").rgb
         except ValueError as exc:
             log(f"skip {exc}")
+            continue
+        if is_gray(rgb):  # it would teach ab = 0
+            log(f"skip {shown(path)}: a gray photo (R = G = B), no colour to learn")
             continue
         img = Image.fromarray(rgb)
         scale = short_side / min(img.size)

@@ -70,6 +70,19 @@ def test_empty_folder_is_an_error(tmp_path):
         ColorizationDataset(tmp_path)
 
 
+def test_pool_names_each_file_it_passes_over(tmp_path, real_photos):
+    Image.fromarray(real_photos["coffee"]).save(tmp_path / "colour.png")
+    Image.fromarray(real_photos["coffee"][..., 1]).save(tmp_path / "gray.png")  # would teach ab = 0
+    (tmp_path / "broken.png").write_bytes(b"junk")
+    (tmp_path / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    lines = []
+    assert len(load_pool(tmp_path, 16, log=lines.append)) == 1
+    assert sorted(line.split(": ")[0] for line in lines) == [
+        f"skip {tmp_path / name}" for name in ("broken.png", "gone.png", "gray.png")
+    ]
+    assert any("gray.png: a gray photo (R = G = B), no colour to learn" in line for line in lines)
+
+
 def _cutout_folder(tmp_path):
     """A pure red disc on a transparent black square (a resize that is not premultiplied would darken
     its rim), and two files that are not cut-outs: an RGB image and an RGBA one that is all opaque."""
