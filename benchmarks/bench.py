@@ -179,7 +179,7 @@ def load_eval_images(cfg: BenchConfig, log: Callable[[str], None] = print) -> li
     images = []
     for item in found:
         try:
-            images.append(read_truth(item.path, cfg.max_side, min_side=LPIPS_MIN_SIDE))
+            images.append(read_truth(item.path, cfg.max_side, min_side=LPIPS_MIN_SIDE, options={"--max-side"}))
         except Exception as exc:  # one photo never ends the benchmark
             log(f"skip {why_skipped(item.path, exc)}")
     if not images:

@@ -43,6 +43,8 @@ def main() -> None:
             tensorboard=False,
             model_args={**base.model_args, "decoder": decoder},
         )
+        for stale in Path(cfg.out).glob("state_*.pt"):  # a comparison starts fresh, an interrupted one too
+            stale.unlink()
         gen = train(cfg).model
         colorizer = ColorizerModule(gen.eval())
         r = evaluate({decoder: colorizer}, args.val, max_side=args.max_side, include_gray=False, lpips=lpips)[0]

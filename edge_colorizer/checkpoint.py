@@ -22,13 +22,14 @@ FORMAT_VERSION = 1
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
     """Write to a temporary file beside ``path`` and rename it over, so no half-written file is left
     (a temporary left by a writer killed with SIGKILL is removed by the next save)."""
-    try:
-        with atomic_write(path) as f:
+    with atomic_write(path) as f:
+        try:
             torch.save(obj, f)
-    except RuntimeError as exc:  # torch's zip writer reports a failed write (a full disk) this way
-        folder = Path(path).absolute().parent
-        reason = "no space left on its disk" if shutil.disk_usage(folder).free < 64 * 2**20 else one_line(exc)
-        raise OSError(f"{path}: could not be written ({reason})") from None
+        except RuntimeError as exc:  # torch's zip writer reports a failed write (a full disk) this way
+            # measured while the partial temporary still holds its space (it is removed on the way out)
+            folder = Path(path).absolute().parent
+            reason = "no space left on its disk" if shutil.disk_usage(folder).free < 16 * 2**20 else one_line(exc)
+            raise OSError(f"{path}: could not be written ({reason})") from None
 
 
 def model_state(model: nn.Module, half: bool = False, input_size: int | None = None) -> dict[str, Any]:
@@ -61,9 +62,11 @@ def save_model(model: nn.Module, path: str | Path, half: bool = False, **extra: 
     atomic_torch_save({**model_state(model, half=half, input_size=extra.pop("input_size", None)), **extra}, path)
 
 
-def read_torch_file(path: str | Path, what: str = "checkpoint", weights_only: bool = True, map_location="cpu") -> Any:
+def read_torch_file(
+    path: str | Path, what: str = "checkpoint", weights_only: bool = True, map_location="cpu", mmap: bool = False
+) -> Any:
     """``torch.load(path)``, every failure a one-line error naming ``path`` (``what`` it should be): a
-    folder, a missing or empty file, a damaged or foreign one."""
+    folder, a missing or empty file, a damaged or foreign one. ``mmap``: tensors are read when used."""
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"{path}: a folder, not a {what} file")
@@ -74,7 +77,7 @@ def read_torch_file(path: str | Path, what: str = "checkpoint", weights_only: bo
     try:
         with warnings.catch_warnings():  # torch warns about the pickle protocol of a foreign file
             warnings.simplefilter("ignore")
-            return torch.load(path, map_location=map_location, weights_only=weights_only)
+            return torch.load(path, map_location=map_location, weights_only=weights_only, mmap=mmap)
     except Exception as exc:  # torch raises several types for corrupt files and refused pickles
         raise ValueError(f"{path}: {unreadable_reason(path, exc)}") from None
 

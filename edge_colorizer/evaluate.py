@@ -47,20 +47,31 @@ class EvalResult:
 LPIPS_MIN_SIDE = 31
 
 
+# the options of the evaluate command that a reason may point to (other callers have none of them)
+EVALUATE_OPTIONS = frozenset({"--max-pixels", "--max-side", "--no-lpips"})
+
+
 def read_truth(
-    path: Path, max_side: int | None, max_pixels: int | None = DEFAULT_MAX_PIXELS, min_side: int = 0, hint: str = ""
+    path: Path,
+    max_side: int | None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    min_side: int = 0,
+    options: frozenset[str] = frozenset(),
 ):
     """A photo as ground truth, its long side fitted to ``max_side``; a one-line ValueError naming it
     when it cannot serve: unreadable, gray (R = G = B: no colour to compare with, PSNR infinite), or
-    under ``min_side`` px on the short side (LPIPS needs :data:`LPIPS_MIN_SIDE`)."""
+    under ``min_side`` px on the short side (LPIPS needs :data:`LPIPS_MIN_SIDE`). A reason names the
+    command's ``options`` that would change it (of :data:`EVALUATE_OPTIONS`), and no others."""
     name = shown(path)
-    truth = fit_long_side(read_image(path, max_pixels=max_pixels).rgb, max_side)
+    limit_hint = ", --max-pixels raises it" if "--max-pixels" in options else ""
+    truth = fit_long_side(read_image(path, max_pixels=max_pixels, limit_hint=limit_hint).rgb, max_side)
     if is_gray(truth):
         raise ValueError(f"{name}: a gray photo (R = G = B), no colour to score a colorizer against")
     if min(truth.shape[:2]) < min_side:
         raise ValueError(
-            f"{name}: {truth.shape[1]}x{truth.shape[0]} px (after --max-side) is too small for LPIPS "
-            f"(needs {min_side} px on the short side{hint})"
+            f"{name}: {truth.shape[1]}x{truth.shape[0]} px{' (after --max-side)' if '--max-side' in options else ''} "
+            f"is too small for LPIPS (needs {min_side} px on the short side"
+            f"{'; --no-lpips scores it' if '--no-lpips' in options else ''})"
         )
     return truth
 
@@ -102,8 +113,10 @@ def evaluate(
     on_skip: Callable[[str], None] | None = None,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     on_total: Callable[[int], None] | None = None,
+    options: frozenset[str] = frozenset(),
 ) -> list[EvalResult]:
     """Colorize each photo's luminance with every colorizer and compare with the photo itself.
+    (``options``: the caller's options a skip reason may name, see :func:`read_truth`.)
 
     ``lpips`` is an :class:`edge_colorizer.metrics.lpips.LPIPS` network; without it the LPIPS column
     is left out (None). A photo that cannot be scored is left out of every mean and reported in one
@@ -128,7 +141,7 @@ def evaluate(
         path = found.path
         try:
             min_side = LPIPS_MIN_SIDE if lpips is not None else 0
-            truth = read_truth(path, max_side, max_pixels, min_side, hint="; --no-lpips scores it")
+            truth = read_truth(path, max_side, max_pixels, min_side, options)
             rows = _scored(runs, truth, lpips)
             cf = colorfulness(truth)
         except Exception as exc:  # one photo never ends the run

@@ -5,6 +5,7 @@
 #
 #   bash training/gpu_run.sh                   # 4 + 2 minutes, 224² crops, batch 32, bf16, compiled
 #   PRE_MIN=20 GAN_MIN=8 LIMIT_S=0 bash training/gpu_run.sh
+#   bash training/gpu_run.sh --resume          # continue a run stopped by LIMIT_S (same settings)
 #   FULLRES=1 bash training/gpu_run.sh        # then also: python -m benchmarks.fullres --device cuda
 #
 # Extra arguments go to `edge-colorizer train` (e.g. --full-frame 0.5). What comes back is in $OUT (a
@@ -36,8 +37,10 @@ PYTHON=${PYTHON:-python3}
 mkdir -p "$OUT" "$RUN"
 KIT=$(cd "$KIT" && pwd)
 export PYTHONPATH="$PWD:$KIT/site${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 ENCODER DEVICE COMPILE
-# a fresh run: no weights or sample grid of an earlier run in this folder may be handed back as this one's
+# a fresh run (unless --resume is among the extra arguments): no weights, sample grid or state of an earlier
+# run in this folder may be handed back as this one's (train refuses to start over an unfinished state)
 rm -f "$RUN/model.pt" "$RUN"/samples_*.png
+case " $* " in *" --resume "*) ;; *) rm -f "$RUN"/state_*.pt ;; esac
 
 # the machine, the weight files the run reads, and whether torch.compile works here (else run eager)
 "$PYTHON" - >"$OUT/env.txt" 2>&1 <<'PY' || true

@@ -152,8 +152,10 @@ def check_runnable(cfg: TrainConfig, images: int | None = None) -> None:
     for where there is none, fewer ``images`` than one batch per process."""
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise ValueError("device cuda was asked for, but torch sees no CUDA device")
-    if images is not None and images // dist_info()[1] < cfg.batch_size:
-        raise ValueError(f"{cfg.data}: {images} images are fewer than one batch of {cfg.batch_size}")
+    world = dist_info()[1]
+    if images is not None and images // world < cfg.batch_size:
+        each = f" for each of {world} processes" if world > 1 else ""
+        raise ValueError(f"{cfg.data}: {images} images are fewer than one batch of {cfg.batch_size}{each}")
 
 
 def resolve_device(cfg: TrainConfig) -> torch.device:
@@ -245,10 +247,11 @@ def recipe_fields(cfg: TrainConfig | dict) -> dict:
     return {k: v for k, v in d.items() if k not in EXECUTION_FIELDS}
 
 
-def load_run_state(path: Path, cfg: TrainConfig, stage: Stage, map_location) -> dict:
-    """A stage's saved state, refused if saved under another recipe (execution settings may differ)."""
+def load_run_state(path: Path, cfg: TrainConfig, stage: Stage, map_location, mmap: bool = False) -> dict:
+    """A stage's saved state, refused if saved under another recipe (execution settings may differ);
+    ``mmap``: its tensors are read only when used (a check of the settings reads none)."""
     # our own file (RNG states, so not weights_only); damaged or foreign ones are one line naming it
-    state = read_torch_file(path, "training state", weights_only=False, map_location=map_location)
+    state = read_torch_file(path, "training state", weights_only=False, map_location=map_location, mmap=mmap)
     if not isinstance(state, dict) or not {"config", "stage", "model", "step"} <= set(state):
         raise ValueError(f"{path}: not a training state (a run folder's {path.name} holds config, stage, model)")
     saved, current = recipe_fields(state["config"]), recipe_fields(cfg)

@@ -113,17 +113,11 @@ def _good_min_cf_ratio(value: float) -> bool:
     return 0 <= value <= MAX_MIN_CF_RATIO  # False for nan too
 
 
-# evaluate()'s reasons point to the evaluate command's options, which this one has not
-_EVALUATE_HINTS = (" (after --max-side)", "; --no-lpips scores it")
-
-
 def _once(on_skip: Callable[[str], None] | None) -> Callable[[str], None]:
     """``on_skip`` called once per distinct line: every setting of the sweep meets the same bad photos."""
     said: set[str] = set()
 
     def skip(message: str) -> None:
-        for hint in _EVALUATE_HINTS:
-            message = message.replace(hint, "")
         if message not in said:
             said.add(message)
             if on_skip:

@@ -49,20 +49,22 @@ class RunResult:
     steps: int = 0  # steps taken, all stages (a time budget decides them)
 
 
-def make_validator(val: str | Path, size: int, max_side: int = 256, log=print):
+def make_validator(val: str | Path, size: int, max_side: int = 256, log=print, check: bool = True):
     """``validate(model) -> {"lpips", "psnr", "cf_ratio"}`` on a folder of validation photos.
 
-    The photos are checked now, with the gray baseline: each that cannot be scored gets one line on
-    ``log``, and a folder with none raises ValueError before the run spends any time."""
+    With ``check`` (one process of a distributed run does it) the photos are checked now, with the gray
+    baseline: each that cannot be scored gets one line on ``log``, and a folder with none raises
+    ValueError before the run spends any time."""
     import torch
 
     from edge_colorizer.evaluate import evaluate
     from edge_colorizer.metrics.lpips import LPIPS
 
     lpips = LPIPS("alex")
-    with torch.random.fork_rng(devices=[]):  # the run's random stream is the same with or without --val
-        gray = evaluate({}, val, max_side=max_side, lpips=lpips, on_skip=lambda m: log(f"skip {m}"))[0]
-    log(f"validation on {gray.images} photos from {val} (gray: LPIPS {gray.lpips:.4f}, PSNR {gray.psnr_db:.2f} dB)")
+    if check:
+        with torch.random.fork_rng(devices=[]):  # the run's random stream is the same with or without it
+            gray = evaluate({}, val, max_side=max_side, lpips=lpips, on_skip=lambda m: log(f"skip {m}"))[0]
+        log(f"validation on {gray.images} photos from {val} (gray: LPIPS {gray.lpips:.4f}, PSNR {gray.psnr_db:.2f} dB)")
 
     def validate(model: nn.Module) -> dict[str, float]:
         r = evaluate({"m": ColorizerModule(model, size=size)}, val, max_side=max_side, include_gray=False, lpips=lpips)
@@ -89,17 +91,32 @@ def check_run_folder(cfg: TrainConfig, stages: list, resume: bool) -> None:
     if resume:  # a state saved under other settings is refused before the photos are loaded
         for stage, path in zip(stages, mine, strict=True):
             if path.exists():
-                load_run_state(path, cfg, stage, "cpu")
-    if not resume and dist_info()[0] == 0 and any(p.exists() for p in mine):
-        try:  # the last stage's state says whether the run finished
-            done = mine[-1].exists() and read_torch_file(mine[-1], weights_only=False).get("finished")
-        except (ValueError, OSError, AttributeError):
-            done = True  # damaged: nothing a resume could use, so nothing a fresh run loses
-        if not done:
-            saved = max((p for p in mine if p.exists()), key=lambda p: p.stat().st_mtime)
+                load_run_state(path, cfg, stage, "cpu", mmap=True)
+    if not resume and dist_info()[0] == 0:
+        unfinished = unfinished_state(out)
+        if unfinished is not None:
+            whose = "" if unfinished in mine else " of another recipe"
             raise ValueError(
-                f"{out}: holds an unfinished run ({saved.name}); continue it with --resume, or choose another --out"
+                f"{out}: holds an unfinished run{whose} ({unfinished.name}); continue it with --resume, "
+                "or choose another --out"
             )
+
+
+def unfinished_state(out: Path) -> Path | None:
+    """The state file of an unfinished run in ``out`` (of any recipe), which a fresh run there would
+    throw away with its log; None if there is none, or only a finished run's (its ``model.pt`` written)."""
+    readable = []
+    for path in sorted(out.glob("state_*.pt"), key=lambda p: p.stat().st_mtime) if out.is_dir() else []:
+        try:
+            state = read_torch_file(path, "training state", weights_only=False, mmap=True)
+        except (ValueError, OSError):
+            continue  # damaged: nothing a resume could use, so nothing a fresh run loses
+        if not (isinstance(state, dict) and state.get("finished")):
+            return path
+        readable.append(path)
+    if readable and not (out / RUN_FILE).exists():
+        return readable[-1]  # stopped between two stages
+    return None
 
 
 def load_teacher(name: str) -> nn.Module:
@@ -163,7 +180,7 @@ def train(
     if cfg.loss == "bins":
         class_weights = class_weights_for(dataset, model.bin_centers.cpu(), cfg.rebalance)
     input_size = cfg.input_size or cfg.size
-    validate = make_validator(cfg.val, input_size, log=log) if cfg.val else None
+    validate = make_validator(cfg.val, input_size, log=log, check=rank == 0) if cfg.val else None
     # the run folder is made (or cleared) only now: a run refused above leaves nothing behind
     out.mkdir(parents=True, exist_ok=True)
     if not resume and rank == 0:

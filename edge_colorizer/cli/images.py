@@ -81,10 +81,10 @@ def colorize(paths, out_dir, model, size, device, side_by_side, max_pixels) -> N
 @size_option()
 @click.option(
     "--max-side",
-    type=click.IntRange(16),
+    type=click.IntRange(0),
     default=512,
     show_default=True,
-    help="Resize photos so the long side is at most this.",
+    help="Resize photos so the long side is at most this (0: their own size).",
 )
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the results as JSON.")
 @click.option("--time", "timing", is_flag=True, help="Also time each model on one 256x256 and one 1080p image.")
@@ -97,7 +97,7 @@ def evaluate_cmd(data, models, size, max_side, json_path, timing, grid, with_lpi
     A photo that cannot be scored (unreadable, gray, too small for LPIPS) gets one line and is left
     out of the means; the exit code is then 1.
     """
-    from edge_colorizer.evaluate import evaluate
+    from edge_colorizer.evaluate import EVALUATE_OPTIONS, evaluate
     from edge_colorizer.io import IMAGE_SUFFIXES, check_outside, check_writable_file, write_bytes_atomic
     from runtimes.models import open_colorizer
 
@@ -135,6 +135,7 @@ def evaluate_cmd(data, models, size, max_side, json_path, timing, grid, with_lpi
                     on_skip=skip,
                     max_pixels=max_pixels,
                     on_total=lambda n: progress.update(task, total=n),
+                    options=EVALUATE_OPTIONS,
                 )
             except ValueError as exc:  # nothing left to score
                 raise click.ClickException(str(exc)) from None

@@ -96,3 +96,5 @@ def test_outputs_never_replace_the_photos_read(tmp_path, mixed, tiny_ckpt):
     assert photo_path.read_bytes() == before and not (mixed / "new_grid.png").exists()
     code, stdout, stderr = cli("evaluate", "--data", mixed, "--model", tiny_ckpt, "--max-side", -5)
     assert code == 2 and "--max-side" in stderr
+    code, stdout, stderr = cli("evaluate", "--data", mixed, "--model", tiny_ckpt, "--max-side", 0)  # own size
+    assert code == 1 and "| gray (ab = 0) | 2 |" in stdout  # the two good photos; the bad ones are skip lines

@@ -8,6 +8,7 @@ from PIL import Image
 
 from edge_colorizer.checkpoint import load_checkpoint, load_model, save_model
 from edge_colorizer.models import create_model
+from tests.hostile.corpus import big_gray_png
 from training.config import RECIPES, Stage, TrainConfig, recipe
 from training.loop import cosine_lr, lr_at
 from training.train import train
@@ -383,12 +384,16 @@ def test_validation_photos_are_checked_and_reported_once(tmp_path, tiny_pool):
         (val / f"v{i}.png").write_bytes(p.read_bytes())
     (val / "broken.png").write_bytes(b"not a png")
     (val / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    big_gray_png(val / "huge.png", 10000, 10000, valid=False)  # refused from its header
     lines = []
     result = train(tiny_cfg(tmp_path, tiny_pool, val=str(val), val_every=3), log=lines.append)
     assert result.finished
     skips = [line for line in lines if line.startswith("skip ")]
-    assert len(skips) == 2 and any("broken.png: not an image" in s for s in skips), skips
+    assert len(skips) == 3 and any("broken.png: not an image" in s for s in skips), skips
     assert any("gone.png: broken link" in s for s in skips), skips
+    too_large = "huge.png: too large (10000x10000 = 100.0 megapixels; the limit is 50 megapixels)"
+    assert any(s.endswith(too_large) for s in skips), skips
+    assert not any("--" in s for s in skips)  # no option train does not have
     assert any(line.startswith("validation on 2 photos from") and "gray: LPIPS" in line for line in lines), lines
 
 
@@ -402,6 +407,9 @@ def test_a_fresh_run_refuses_to_throw_away_an_unfinished_one(tmp_path, tiny_pool
     with pytest.raises(FileNotFoundError, match=r"holds a run of another recipe \(state_train.pt; this one saves"):
         gan = tiny_cfg(tmp_path, tiny_pool, gan=RECIPES["gan-teacher"].gan)
         train(gan, resume=True, **QUIET)
+    with pytest.raises(ValueError, match=r"holds an unfinished run of another recipe \(state_train.pt\)"):
+        train(tiny_cfg(tmp_path, tiny_pool, gan=RECIPES["gan-teacher"].gan), **QUIET)
+    assert state.read_bytes() == before
     assert train(tiny_cfg(tmp_path, tiny_pool), resume=True, **QUIET).finished
     (tmp_path / "run" / "samples_train_000099.png").write_bytes(b"an old grid")
     assert train(tiny_cfg(tmp_path, tiny_pool), **QUIET).finished  # a finished run may be replaced
