@@ -409,3 +409,29 @@ def test_converters_quiet_drops_what_libraries_print_and_keeps_this_tools_lines(
     assert stopped.returncode == 143 and stopped.stderr == (
         "inner line\nvisible after an exception\nstopped by SIGTERM; unfinished outputs were removed\n"
     ), stopped.stderr
+
+
+def test_a_ctrl_c_while_the_command_line_starts_is_one_line():
+    """torch and the commands load when the CLI starts (a second or more): a Ctrl-C meanwhile (here a
+    KeyboardInterrupt raised by the import of one command module) is one line and exit 130."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        """
+        import sys
+        class Interrupt:
+            def find_spec(self, name, path=None, target=None):
+                if name == "edge_colorizer.cli.video":
+                    raise KeyboardInterrupt
+        sys.meta_path.insert(0, Interrupt())
+        from edge_colorizer.cli import main
+        main()
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script, "--help"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 130 and done.stderr == "stopped by SIGINT\n" and done.stdout == "", done
+    import edge_colorizer  # its public names load when first used
+
+    assert edge_colorizer.ColorizerModule.__name__ == "ColorizerModule" and callable(edge_colorizer.create_model)

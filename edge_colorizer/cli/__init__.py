@@ -6,6 +6,8 @@ bench, compare) each register their commands on :func:`main`.
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from edge_colorizer import __version__
@@ -17,6 +19,10 @@ def main() -> None:
     """Train, compress, export and benchmark automatic image colorizers."""
 
 
-from edge_colorizer.cli import images, runtime, training, video  # noqa: E402, F401  (command registration)
+try:  # torch and the rest load here (a second or more): a Ctrl-C meanwhile is one line, as later
+    from edge_colorizer.cli import images, runtime, training, video  # noqa: E402, F401  (command registration)
+except KeyboardInterrupt:
+    sys.stderr.write("stopped by SIGINT\n")
+    raise SystemExit(130) from None
 
 __all__ = ["main"]
