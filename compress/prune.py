@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ from compress.card import hardware, validation_table, write_card_markdown
 from edge_colorizer.checkpoint import load_checkpoint, load_model, model_from_checkpoint, save_model
 from edge_colorizer.colorizer import DEFAULT_SIZE
 from edge_colorizer.inference import resolve_model_path
-from edge_colorizer.io import file_sha256
+from edge_colorizer.io import file_sha256, write_bytes_atomic
 from edge_colorizer.models.profile import count_macs, count_params
 from training.config import TrainConfig
 from training.train import train
@@ -122,6 +123,22 @@ class PruneResult:
     card: dict
 
 
+SETTINGS_FILE = "prune.json"  # what decides the rounds' pruned networks: a resume must not change it
+
+
+def _same_settings(path: Path, resume: bool, **settings) -> None:
+    """Record the run's pruning settings (a fresh run), or refuse a resume under other ones: its saved
+    rounds were pruned with those (a run saved before this file existed is taken as it is)."""
+    if resume and path.exists():
+        saved = json.loads(path.read_text())
+        changed = sorted(k for k in settings if saved.get(k) != settings[k])
+        if changed:
+            what = ", ".join("parent model" if k == "parent" else k.replace("_", "-") for k in changed)
+            raise ValueError(f"{path.parent}: its rounds were pruned with another {what}; resume with the same options")
+        return
+    write_bytes_atomic(path, json.dumps(settings, indent=1).encode())
+
+
 def prune(cfg: PruneConfig, resume: bool = False, log=print, stop_after: int | None = None) -> PruneResult:
     """Prune ``cfg.parent`` in rounds, fine-tuning after each; writes ``out/model.pt`` and ``out/CARD.md``."""
     t0 = time.perf_counter()
@@ -135,6 +152,16 @@ def prune(cfg: PruneConfig, resume: bool = False, log=print, stop_after: int | N
         ratio = ratio_for_gmacs(parent, cfg.target_gmacs, size, cfg.importance, cfg.round_to)
         log(f"channel ratio {ratio:.3f} reaches <= {cfg.target_gmacs} GMACs at {size}x{size}")
     teacher = (cfg.teacher or cfg.parent) if cfg.distill else ""
+    _same_settings(
+        out / SETTINGS_FILE,
+        resume,
+        parent=file_sha256(parent_path),
+        ratio=round(ratio, 6),
+        rounds=cfg.rounds,
+        importance=cfg.importance,
+        round_to=cfg.round_to,
+        teacher=teacher,
+    )
     net, rounds = copy.deepcopy(parent), round_ratios(ratio, cfg.rounds)  # the parent stays whole for the card
     steps_left = stop_after
     round_steps = []

@@ -215,8 +215,11 @@ def bench(
     h, w = parse_hw(time_size, "--time-size")
     _require_calibration([RUNTIMES[r] for r in runtimes_], precisions, calibration)
     from edge_colorizer.inference import prepare_output_folder
+    from edge_colorizer.io import check_outside
 
     try:  # before the run, not after its minutes
+        if data:  # its charts and tables would become photos of the next run
+            check_outside(out, data, "--data")
         prepare_output_folder(out)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None

@@ -241,22 +241,50 @@ def _finetune_config(out: str, **options):
     )
 
 
-def _before_compressing(out: str, resume: bool, checkpoints: tuple[str, ...]) -> None:
-    """What a compress command checks before any work, as one line: an --out that cannot be a folder, an
-    exported artifact where a checkpoint is needed, --resume with nothing saved under --out."""
+def _before_compressing(
+    out: str, resume: bool, checkpoints: tuple[str, ...], data: str = "", val: str = "", earlier: str = ""
+) -> None:
+    """What a compress command checks before any work, as one line: an --out that cannot be a folder or
+    lies inside --data or --val, an exported artifact where a checkpoint is needed, a --val without a
+    photo to score (each one passed over is a skip line), --resume with nothing saved under --out, and a
+    fresh run over an unfinished one (whose state it would throw away) or over ``earlier`` results a
+    fresh run would reuse (a glob under --out)."""
     from pathlib import Path
 
-    from edge_colorizer.io import check_writable_folder
+    from edge_colorizer.io import check_outside, check_writable_folder
     from runtimes.models import require_checkpoint
+    from training.train import make_validator, unfinished_state
 
     try:
         check_writable_folder(out)
+        for folder, option in ((data, "--data"), (val, "--val")):
+            check_outside(out, folder, option)
         for model in checkpoints:
             require_checkpoint(model, "compressing")
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from None
-    if resume and not any(Path(out).rglob("state_*.pt")):
+    states = sorted(Path(out).rglob("state_*.pt")) if Path(out).is_dir() else []
+    if resume and not states:
         raise click.ClickException(f"{out}: nothing to resume from (no saved training state under it)")
+    if not resume:
+        for folder in sorted({state.parent for state in states}):
+            unfinished = unfinished_state(folder)
+            if unfinished is not None:
+                raise click.ClickException(
+                    f"{out}: holds an unfinished run ({unfinished.relative_to(out)}); continue it with --resume, "
+                    "or choose another --out"
+                )
+        found = sorted(Path(out).glob(earlier)) if earlier and Path(out).is_dir() else []
+        if found:
+            raise click.ClickException(
+                f"{out}: holds an earlier run ({found[0].relative_to(out)}); continue it with --resume (the same "
+                "options), or choose another --out"
+            )
+    if val:
+        try:
+            make_validator(val, 64, log=say)  # the photos, checked once with the gray baseline
+        except (ValueError, FileNotFoundError) as exc:
+            raise click.ClickException(str(exc)) from None
 
 
 @main.group()
@@ -267,7 +295,12 @@ def compress() -> None:
 @compress.command("prune")
 @click.option("--model", required=True, help="Bundled model name or checkpoint to prune.")
 @click.option("--out", required=True, help="Output folder (model.pt, CARD.md).")
-@click.option("--ratio", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None, help="Channels cut.")
+@click.option(
+    "--ratio",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=None,
+    help="Share of channels cut (default 0.5 without --target-gmacs).",
+)
 @click.option("--target-gmacs", type=click.FloatRange(0, min_open=True), default=None, help="Or: a MACs budget.")
 @click.option("--rounds", type=click.IntRange(1, 20), default=2, show_default=True)
 @click.option("--importance", type=click.Choice(["group_norm", "magnitude"]), default="group_norm", show_default=True)
@@ -277,15 +310,20 @@ def compress() -> None:
 @_finetune_options
 def compress_prune(model, out, ratio, target_gmacs, rounds, importance, round_to, distill, teacher, resume, **ft):
     """Structured channel pruning, then fine-tuning through the training loop, in rounds."""
+    from click.core import ParameterSource
+
     from compress.prune import PruneConfig, prune
     from training.loop import STOP
-
-    _before_compressing(out, resume, (model, teacher) if teacher else (model,))
 
     if ratio is not None and target_gmacs is not None:
         raise click.UsageError("--ratio and --target-gmacs are alternatives: give one")
     if teacher and not distill:
         raise click.UsageError("--teacher is the fine-tuning's teacher: it needs --distill")
+    if not distill and click.get_current_context().get_parameter_source("kd_weight") == ParameterSource.COMMANDLINE:
+        raise click.UsageError("--kd-weight weighs the teacher's distributions: it needs --distill")
+    _before_compressing(
+        out, resume, (model, teacher) if teacher else (model,), ft["data"], ft["val"], earlier="round*/*.pt"
+    )
     try:
         cfg = PruneConfig(
             parent=model,
@@ -326,7 +364,8 @@ def compress_distill(teacher, student, width, out, baseline, resume, **ft):
     from edge_colorizer.models import list_models
     from training.loop import STOP
 
-    _before_compressing(out, resume, (teacher,) if student in list_models() else (teacher, student))
+    checkpoints = (teacher,) if student in list_models() else (teacher, student)
+    _before_compressing(out, resume, checkpoints, ft["data"], ft["val"])
 
     try:
         cfg = DistillConfig(
@@ -367,7 +406,7 @@ def compress_quantize(
 
     if resume and not qat_steps:
         raise click.UsageError("--resume continues a quantization-aware fine-tuning: it needs --qat-steps")
-    _before_compressing(out, resume, (model,))
+    _before_compressing(out, resume, (model,), data, val)
     qat = None
     if qat_steps:
         qat = _finetune_config(

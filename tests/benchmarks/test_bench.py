@@ -213,11 +213,16 @@ def test_cli_refuses_an_unusable_out_before_the_run(setup, monkeypatch):
     monkeypatch.setattr(bench, "run_bench", lambda *a, **k: pytest.fail("the run started"))
     afile = root / "afile"
     afile.write_text("x")
-    for out, why in ((afile, "the output folder is a file"), (afile / "x", "cannot create the output folder")):
+    cases = (
+        (afile, "the output folder is a file"),
+        (afile / "x", "cannot create the output folder"),
+        (data / "results", "is inside --data"),  # its charts would be scored as photos next time
+    )
+    for out, why in cases:
         result = CliRunner().invoke(main, ["bench", "--models", "gray", "--data", str(data), "--out", str(out)])
         assert result.exit_code == 1 and result.stderr.startswith(f"Error: {out}: "), result.output
         assert why in result.stderr and len(result.stderr.strip().splitlines()) == 1
-    assert afile.read_text() == "x"
+    assert afile.read_text() == "x" and not (data / "results").exists()
 
 
 def test_cli_rejects_unknown_runtimes_precisions_and_missing_calibration(setup):

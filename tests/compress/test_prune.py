@@ -1,4 +1,5 @@
 import csv
+import dataclasses
 
 import numpy as np
 import pytest
@@ -84,3 +85,34 @@ def test_prune_command_runs_rounds_distils_from_the_parent_and_resumes(tmp_path,
     colorizer = ColorizerModule(load_model(result.path), size=64).eval()
     out = colorizer(torch.from_numpy(np.full((1, 40, 50, 1), 128, np.uint8)))
     assert out.shape == (1, 40, 50, 3)
+    with pytest.raises(ValueError, match=r"pruned with another importance, ratio; resume with the same options"):
+        prune(dataclasses.replace(cfg, ratio=0.7, importance="magnitude"), resume=True, **QUIET)
+
+
+def test_prune_refuses_before_any_work_what_would_lose_or_reuse_a_run(tmp_path, tiny_pool):  # noqa: F811
+    from click.testing import CliRunner
+
+    from edge_colorizer.cli import main
+
+    parent = tmp_path / "parent.pt"
+    save_model(create_model("unet_s", head="bins", width=8).eval(), parent, input_size=64)
+    empty = tmp_path / "empty_val"
+    empty.mkdir()
+    args = ["compress", "prune", "--model", str(parent), "--data", str(tiny_pool), "--steps", "2", "--size", "32"]
+    cases = [
+        (["--out", str(tiny_pool / "o")], "is inside --data"),
+        (["--out", str(tmp_path / "o"), "--val", str(empty)], "no photos to evaluate"),
+        (["--out", str(tmp_path / "o"), "--no-distill", "--kd-weight", "0.9"], "--kd-weight"),
+    ]
+    for extra, message in cases:
+        result = CliRunner().invoke(main, [*args, *extra])
+        assert result.exit_code in (1, 2) and message in result.output, (extra, result.output)
+        assert not (tmp_path / "o").exists() and not (tiny_pool / "o").exists()
+    earlier = tmp_path / "earlier" / "round1"
+    earlier.mkdir(parents=True)
+    save_model(create_model("unet_s", head="bins", width=8).eval(), earlier / "model.pt")
+    result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "earlier")])
+    assert result.exit_code == 1 and "holds an earlier run (round1/model.pt); continue it with --resume" in (
+        result.output
+    )
+    assert sorted(p.name for p in earlier.iterdir()) == ["model.pt"]  # nothing pruned or written
