@@ -9,6 +9,7 @@ so a run killed at any point continues with ``resume=True``.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import json
@@ -173,11 +174,12 @@ def prune(cfg: PruneConfig, resume: bool = False, log=print, stop_after: int | N
             round_steps.append(int(ckpt.get("steps", cfg.finetune.steps)))
             continue
         pruned_path = folder / "pruned.pt"
-        if resume and pruned_path.exists():
-            net = load_model(pruned_path)
-        else:
+        made = not (resume and pruned_path.exists())
+        if made:
             net = prune_channels(net, share, cfg.importance, cfg.round_to)
             save_model(net, pruned_path, input_size=size)
+        else:
+            net = load_model(pruned_path)
         log(f"round {k}/{cfg.rounds}: {count_params(net) / 1e6:.2f} M params, {count_macs(net, size) / 1e9:.3f} GMACs")
         ft = dataclasses.replace(
             cfg.finetune,
@@ -187,7 +189,14 @@ def prune(cfg: PruneConfig, resume: bool = False, log=print, stop_after: int | N
             teacher=teacher,
             input_size=size,
         )
-        run = train(ft, resume=resume and any(folder.glob("state_*.pt")), log=log, stop_after=steps_left, model=net)
+        try:
+            run = train(ft, resume=resume and any(folder.glob("state_*.pt")), log=log, stop_after=steps_left, model=net)
+        except BaseException:
+            if made and not any(folder.glob("state_*.pt")):  # refused before its first step: leave no round
+                pruned_path.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+            raise
         if not run.finished:
             return PruneResult(run.path, None, False, {})
         net = run.model

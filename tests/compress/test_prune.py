@@ -116,3 +116,13 @@ def test_prune_refuses_before_any_work_what_would_lose_or_reuse_a_run(tmp_path, 
         result.output
     )
     assert sorted(p.name for p in earlier.iterdir()) == ["model.pt"]  # nothing pruned or written
+
+
+def test_a_round_refused_before_its_first_step_leaves_nothing(tmp_path, tiny_pool):  # noqa: F811
+    parent = tmp_path / "parent.pt"
+    save_model(create_model("unet_s", head="bins", width=8).eval(), parent, input_size=64)
+    ft = tiny_cfg(tmp_path, tiny_pool, steps=2, batch_size=500)  # more than the pool holds
+    cfg = PruneConfig(parent=str(parent), out=str(tmp_path / "pruned"), finetune=ft, ratio=0.5, rounds=2)
+    with pytest.raises(ValueError, match="fewer than one batch of 500"):
+        prune(cfg, **QUIET)
+    assert not (tmp_path / "pruned" / "round1").exists()
