@@ -41,7 +41,10 @@ class DistillConfig:
 
     def __post_init__(self):
         if self.student_args and self.student not in list_models():
-            raise ValueError("student_args apply to an architecture name, not to a trained model")
+            raise ValueError(
+                f"{self.student}: a trained model keeps its own architecture; the student's arguments "
+                f"(--width) apply to an architecture name ({', '.join(list_models())})"
+            )
 
 
 def _student(cfg: DistillConfig) -> tuple[nn.Module | None, str, dict]:

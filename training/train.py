@@ -93,7 +93,7 @@ def check_run_folder(cfg: TrainConfig, stages: list, resume: bool) -> None:
             if path.exists():
                 load_run_state(path, cfg, stage, "cpu", mmap=True)
     if not resume and dist_info()[0] == 0:
-        unfinished = unfinished_state(out)
+        unfinished = unfinished_state(out, mine)
         if unfinished is not None:
             whose = "" if unfinished in mine else " of another recipe"
             raise ValueError(
@@ -102,9 +102,10 @@ def check_run_folder(cfg: TrainConfig, stages: list, resume: bool) -> None:
             )
 
 
-def unfinished_state(out: Path) -> Path | None:
+def unfinished_state(out: Path, stages: list[Path] = ()) -> Path | None:
     """The state file of an unfinished run in ``out`` (of any recipe), which a fresh run there would
-    throw away with its log; None if there is none, or only a finished run's (its ``model.pt`` written)."""
+    throw away with its log; None if there is none, or only a finished run's (its ``model.pt`` written,
+    or every one of ``stages``, the state files of the recipe at hand, saved finished)."""
     readable = []
     for path in sorted(out.glob("state_*.pt"), key=lambda p: p.stat().st_mtime) if out.is_dir() else []:
         try:
@@ -114,7 +115,7 @@ def unfinished_state(out: Path) -> Path | None:
         if not (isinstance(state, dict) and state.get("finished")):
             return path
         readable.append(path)
-    if readable and not (out / RUN_FILE).exists():
+    if readable and not (out / RUN_FILE).exists() and not (stages and all(p in readable for p in stages)):
         return readable[-1]  # stopped between two stages
     return None
 

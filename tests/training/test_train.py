@@ -411,6 +411,7 @@ def test_a_fresh_run_refuses_to_throw_away_an_unfinished_one(tmp_path, tiny_pool
         train(tiny_cfg(tmp_path, tiny_pool, gan=RECIPES["gan-teacher"].gan), **QUIET)
     assert state.read_bytes() == before
     assert train(tiny_cfg(tmp_path, tiny_pool), resume=True, **QUIET).finished
+    (tmp_path / "run" / "model.pt").rename(tmp_path / "released.pt")  # moved away: the state says finished
     (tmp_path / "run" / "samples_train_000099.png").write_bytes(b"an old grid")
     assert train(tiny_cfg(tmp_path, tiny_pool), **QUIET).finished  # a finished run may be replaced
     assert not (tmp_path / "run" / "samples_train_000099.png").exists()  # and its sample grids go with it
