@@ -179,7 +179,8 @@ def load_eval_images(cfg: BenchConfig, log: Callable[[str], None] = print) -> li
     images = []
     for item in found:
         try:
-            images.append(read_truth(item.path, cfg.max_side, min_side=LPIPS_MIN_SIDE, options={"--max-side"}))
+            truth = read_truth(item.path, cfg.max_side, min_side=LPIPS_MIN_SIDE, options=frozenset({"--max-side"}))
+            images.append(truth)
         except Exception as exc:  # one photo never ends the benchmark
             log(f"skip {why_skipped(item.path, exc)}")
     if not images:

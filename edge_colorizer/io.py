@@ -14,7 +14,7 @@ import secrets
 import shutil
 import stat
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -448,18 +448,21 @@ def _unsupported(path: Path) -> InputProblem:
     return InputProblem(str(path), f"unsupported {what} (reads and writes {', '.join(IMAGE_SUFFIXES)})", "unsupported")
 
 
-def find_images(inputs: Iterable[str]) -> list[Path]:
+def find_images(inputs: Iterable[str], on_problem: Callable[[InputProblem], None] | None = None) -> list[Path]:
     """The image files that :func:`scan_inputs` finds, for callers without a batch report.
 
-    A missing path raises FileNotFoundError; an unreadable folder or an unsupported named file raises
-    ValueError; a folder without images contributes nothing.
+    A missing path raises FileNotFoundError; an unreadable folder, a broken link or an unsupported named
+    file raises ValueError, or with ``on_problem`` is handed to it and the rest go on; a folder without
+    images contributes nothing.
     """
     scan = scan_inputs(inputs)
     for problem in scan.problems:
         if problem.kind == "missing":
             raise FileNotFoundError(str(problem))
         if problem.kind != "empty":
-            raise ValueError(str(problem))
+            if on_problem is None:
+                raise ValueError(str(problem))
+            on_problem(problem)
     return [f.path for f in scan.images]
 
 

@@ -63,11 +63,11 @@ def load_photos(spec: str, limit: int = 6, log=lambda message: None) -> list[np.
         except ImportError:
             raise ImportError("--photos skimage needs scikit-image: pip install scikit-image") from None
         return [getattr(data, name)() for name in SKIMAGE_PHOTOS if hasattr(data, name)][:limit]
-    from edge_colorizer.data.dataset import pool_files
     from edge_colorizer.evaluate import read_truth, why_skipped
+    from edge_colorizer.io import find_images
 
     photos = []
-    for path in pool_files(spec, log):
+    for path in find_images([spec], on_problem=lambda problem: log(f"skip {problem}")):
         try:
             photos.append(read_truth(path, max_side=None))
         except (ValueError, MemoryError) as exc:

@@ -49,22 +49,31 @@ class RunResult:
     steps: int = 0  # steps taken, all stages (a time budget decides them)
 
 
-def make_validator(val: str | Path, size: int, max_side: int = 256, log=print, check: bool = True):
-    """``validate(model) -> {"lpips", "psnr", "cf_ratio"}`` on a folder of validation photos.
-
-    With ``check`` (one process of a distributed run does it) the photos are checked now, with the gray
-    baseline: each that cannot be scored gets one line on ``log``, and a folder with none raises
-    ValueError before the run spends any time."""
+def check_validation_photos(val: str | Path, lpips=None, max_side: int = 256, log=print) -> None:
+    """Score the gray baseline on the validation photos, as a run will: each photo that cannot be scored
+    gets one ``skip`` line on ``log``, and a folder with none raises ValueError before any work."""
     import torch
 
     from edge_colorizer.evaluate import evaluate
     from edge_colorizer.metrics.lpips import LPIPS
 
+    with torch.random.fork_rng(devices=[]):  # a run's random stream is the same with or without it
+        lpips = lpips or LPIPS("alex")
+        gray = evaluate({}, val, max_side=max_side, lpips=lpips, on_skip=lambda m: log(f"skip {m}"))[0]
+    log(f"validation on {gray.images} photos from {val} (gray: LPIPS {gray.lpips:.4f}, PSNR {gray.psnr_db:.2f} dB)")
+
+
+def make_validator(val: str | Path, size: int, max_side: int = 256, log=print, check: bool = True):
+    """``validate(model) -> {"lpips", "psnr", "cf_ratio"}`` on a folder of validation photos.
+
+    With ``check`` (one process of a distributed run does it) the photos are checked now
+    (:func:`check_validation_photos`)."""
+    from edge_colorizer.evaluate import evaluate
+    from edge_colorizer.metrics.lpips import LPIPS
+
     lpips = LPIPS("alex")
     if check:
-        with torch.random.fork_rng(devices=[]):  # the run's random stream is the same with or without it
-            gray = evaluate({}, val, max_side=max_side, lpips=lpips, on_skip=lambda m: log(f"skip {m}"))[0]
-        log(f"validation on {gray.images} photos from {val} (gray: LPIPS {gray.lpips:.4f}, PSNR {gray.psnr_db:.2f} dB)")
+        check_validation_photos(val, lpips, max_side, log)
 
     def validate(model: nn.Module) -> dict[str, float]:
         r = evaluate({"m": ColorizerModule(model, size=size)}, val, max_side=max_side, include_gray=False, lpips=lpips)
@@ -93,13 +102,19 @@ def check_run_folder(cfg: TrainConfig, stages: list, resume: bool) -> None:
             if path.exists():
                 load_run_state(path, cfg, stage, "cpu", mmap=True)
     if not resume and dist_info()[0] == 0:
-        unfinished = unfinished_state(out, mine)
-        if unfinished is not None:
-            whose = "" if unfinished in mine else " of another recipe"
-            raise ValueError(
-                f"{out}: holds an unfinished run{whose} ({unfinished.name}); continue it with --resume, "
-                "or choose another --out"
-            )
+        refuse_unfinished(out, stages=mine)
+
+
+def refuse_unfinished(out: Path, folder: Path | None = None, stages: list[Path] = ()) -> None:
+    """Raise a one-line ValueError if ``folder`` (``out`` or a run folder under it) holds an unfinished
+    run (:func:`unfinished_state`; ``stages``: the state files of the recipe about to start there)."""
+    unfinished = unfinished_state(folder or out, stages)
+    if unfinished is not None:
+        whose = " of another recipe" if stages and unfinished not in stages else ""
+        raise ValueError(
+            f"{out}: holds an unfinished run{whose} ({unfinished.relative_to(out)}); continue it with --resume, "
+            "or choose another --out"
+        )
 
 
 def unfinished_state(out: Path, stages: list[Path] = ()) -> Path | None:

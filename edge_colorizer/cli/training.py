@@ -253,7 +253,7 @@ def _before_compressing(
 
     from edge_colorizer.io import check_outside, check_writable_folder
     from runtimes.models import require_checkpoint
-    from training.train import make_validator, unfinished_state
+    from training.train import check_validation_photos, refuse_unfinished
 
     try:
         check_writable_folder(out)
@@ -266,25 +266,20 @@ def _before_compressing(
     states = sorted(Path(out).rglob("state_*.pt")) if Path(out).is_dir() else []
     if resume and not states:
         raise click.ClickException(f"{out}: nothing to resume from (no saved training state under it)")
-    if not resume:
-        for folder in sorted({state.parent for state in states}):
-            unfinished = unfinished_state(folder)
-            if unfinished is not None:
-                raise click.ClickException(
-                    f"{out}: holds an unfinished run ({unfinished.relative_to(out)}); continue it with --resume, "
-                    "or choose another --out"
+    try:
+        if not resume:
+            for folder in sorted({state.parent for state in states}):
+                refuse_unfinished(Path(out), folder)
+            found = sorted(Path(out).glob(earlier)) if earlier and Path(out).is_dir() else []
+            if found:
+                raise ValueError(
+                    f"{out}: holds an earlier run ({found[0].relative_to(out)}); continue it with --resume (the "
+                    "same options), or choose another --out"
                 )
-        found = sorted(Path(out).glob(earlier)) if earlier and Path(out).is_dir() else []
-        if found:
-            raise click.ClickException(
-                f"{out}: holds an earlier run ({found[0].relative_to(out)}); continue it with --resume (the same "
-                "options), or choose another --out"
-            )
-    if val:
-        try:
-            make_validator(val, 64, log=say)  # the photos, checked once with the gray baseline
-        except (ValueError, FileNotFoundError) as exc:
-            raise click.ClickException(str(exc)) from None
+        if val:
+            check_validation_photos(val, log=say)
+    except (ValueError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.group()

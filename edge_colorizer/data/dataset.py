@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from edge_colorizer.data.sources import cutout_rejection
-from edge_colorizer.io import is_gray, read_image, scan_inputs, shown
+from edge_colorizer.io import find_images, is_gray, read_image, shown
 from edge_colorizer.lab import normalize_ab, normalize_l, rgb_to_lab
 
 
@@ -32,25 +32,13 @@ def subset_rank(path: str | Path, root: str | Path) -> float:
     return int.from_bytes(hashlib.sha256(rel.encode()).digest()[:8], "big") / 2**64
 
 
-def pool_files(root: str | Path, log=print) -> list[Path]:
-    """The image files under ``root``; what inside it yields none (a broken link, a link loop, an unreadable
-    folder) gets one ``skip`` line, like a bad file, and the rest go on. A missing ``root`` raises."""
-    scan = scan_inputs([str(root)])
-    for problem in scan.problems:
-        if problem.kind == "missing":
-            raise FileNotFoundError(str(problem))
-        if problem.kind != "empty":
-            log(f"skip {problem}")
-    return [found.path for found in scan.images]
-
-
 def load_pool(root: str | Path, short_side: int, log=print, fraction: float = 1.0) -> list[torch.Tensor]:
     """Decode every readable colour image under ``root`` to uint8 (3, H, W) with the given short side;
     ``fraction`` < 1 keeps that share of the files (:func:`subset_rank`)."""
     if not 0.0 < fraction <= 1.0:
         raise ValueError(f"fraction must be in (0, 1], got {fraction}")
     images = []
-    paths = pool_files(root, log)
+    paths = find_images([str(root)], on_problem=lambda problem: log(f"skip {problem}"))
     if fraction < 1.0:
         paths = [p for p in paths if subset_rank(p, root) < fraction]
     for path in paths:
@@ -84,7 +72,7 @@ class CutoutPaster:
             raise ValueError(f"cut-out probability must be in [0, 1] and scales in (0, 1], got {prob}, {scale}")
         self.prob, self.scale, self.size = prob, scale, size
         self.cutouts: list[torch.Tensor] = []  # float (4, h, w): premultiplied RGB and alpha, long side = size
-        for path in pool_files(root, log):
+        for path in find_images([str(root)], on_problem=lambda problem: log(f"skip {problem}")):
             try:
                 img = read_image(path, limit_hint="")
             except ValueError as exc:
