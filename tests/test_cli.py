@@ -217,6 +217,9 @@ def test_train_refuses_options_its_recipe_cannot_honour(tmp_path):
         (["--subset", "0"], "--subset"),
         (["--recipe", "student-l1", "--rebalance", "0.2"], "no ab-bin loss to rebalance"),
         (["--rebalance", "0"], "--rebalance"),
+        (["--perceptual-net", "alex"], "--perceptual-net needs --perceptual W"),
+        (["--perceptual", "0", "--perceptual-net", "alex"], "--perceptual-net needs --perceptual W"),
+        (["--perceptual", "-1"], "--perceptual"),
     ]
     for extra, message in cases:
         result = CliRunner().invoke(main, ["train", "--data", str(data), "--out", str(tmp_path / "o"), *extra])
@@ -242,6 +245,8 @@ def test_train_gan_steps_0_drops_the_adversarial_stage(tmp_path, monkeypatch):
     assert seen[2].rebalance == 0.25 and seen[0].rebalance == 0.5
     assert CliRunner().invoke(main, [*args, "--gan-lambda", "3", "--gan-steps", "9"]).exit_code == 0
     assert seen[3].gan.gan_lambda == 3 and seen[3].gan.steps == 9 and seen[1].gan.gan_lambda == 10
+    assert CliRunner().invoke(main, [*args, "--perceptual", "2", "--perceptual-net", "alex"]).exit_code == 0
+    assert (seen[4].perceptual, seen[4].perceptual_net) == (2.0, "alex") and seen[3].perceptual == 0.0
 
 
 def test_working_spins_on_a_terminal_only(monkeypatch):

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields, replace
 LOSSES = ("bins", "l1")
 SCHEDULES = ("constant", "cosine")
 OPTIMIZERS = ("adamw", "adam")
+PERCEPTUAL_NETS = ("alex", "vgg")  # edge_colorizer.metrics.lpips.NETS, not imported: configs load no weights
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,10 @@ class TrainConfig:
     loss: str = "bins"  # "bins" (cross-entropy over ab bins, class-rebalanced) or "l1"
     l1_weight: float = 1.0  # added L1 on the decoded ab (both losses)
     rebalance: float = 0.5  # lambda of Zhang et al.'s prior/uniform mix; 1.0 disables rebalancing
+    # a perceptual term: weight x LPIPS (``perceptual_net``) between the crop rebuilt in RGB from its L and
+    # the decoded prediction, and the crop itself; 0 = off
+    perceptual: float = 0.0
+    perceptual_net: str = "vgg"
     # distillation (Hinton et al.): KL between teacher and student bin distributions at a temperature
     teacher: str = ""  # bundled name or checkpoint; empty = no teacher
     kd_weight: float = 0.5  # alpha: loss = alpha * T^2 * KL + (1 - alpha) * supervised
@@ -127,6 +132,10 @@ class TrainConfig:
             raise ValueError("kd_weight must be in [0, 1] and kd_temperature positive")
         if self.teacher and self.loss != "bins":
             raise ValueError("distillation matches bin distributions: it needs loss 'bins'")
+        if not self.perceptual >= 0.0:
+            raise ValueError(f"perceptual must be >= 0, got {self.perceptual}")
+        if self.perceptual_net not in PERCEPTUAL_NETS:
+            raise ValueError(f"perceptual_net must be one of {PERCEPTUAL_NETS}, got {self.perceptual_net!r}")
         if not 0.0 < self.subset <= 1.0:
             raise ValueError(f"subset must be in (0, 1], got {self.subset}")
         if not 0.0 <= self.full_frame <= 1.0:

@@ -280,7 +280,15 @@ class StageResult:
 
 
 def _append_csv(path: Path, header: list[str], row: list) -> None:
+    """Append ``row`` under ``header``; to a file begun with other columns (a run resumed after this
+    version added a column), by that file's own header, a column it lacks left out."""
     new = not path.exists()
+    if not new:
+        with open(path, newline="") as f:
+            existing = next(csv.reader(f), header)
+        if existing != header:
+            values = dict(zip(header, row, strict=True))
+            row = [values.get(name, "") for name in existing]
     with open(path, "a", newline="") as f:
         w = csv.writer(f)
         if new:

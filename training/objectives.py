@@ -15,10 +15,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from edge_colorizer.lab import denormalize_ab, denormalize_l, lab_to_rgb
 from training.losses import supervised_loss
 
 # every term any objective logs, in the order of the log's columns
-LOG_TERMS = ("loss", "ce", "l1", "kd", "loss_d", "loss_adv")
+LOG_TERMS = ("loss", "ce", "l1", "kd", "perceptual", "loss_d", "loss_adv")
 
 
 @dataclass
@@ -54,7 +55,8 @@ class Objective:
 
 
 class Supervised(Objective):
-    """Cross-entropy over ab bins (or L1) + L1 on the decoded ab; with a teacher, Hinton distillation:
+    """Cross-entropy over ab bins (or L1) + L1 on the decoded ab (+ ``perceptual_weight`` x LPIPS between the
+    crop rebuilt from its L and the decoded ab, and the crop); with a teacher, Hinton distillation:
     ``alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * supervised``, the teacher's bin
     distribution average-pooled to the student's grid when their strides differ."""
 
@@ -65,34 +67,61 @@ class Supervised(Objective):
         l1_weight: float,
         kd_weight: float = 0.0,
         kd_temperature: float = 1.0,
+        perceptual: nn.Module | None = None,
+        perceptual_weight: float = 0.0,
     ):
         self.loss = loss
         self.class_weights = class_weights
         self.l1_weight = l1_weight
         self.kd_weight = kd_weight
         self.kd_temperature = kd_temperature
-        self.terms = ("loss", "l1", "kd") if kd_weight else ("loss", "l1")
+        self.perceptual = perceptual if perceptual_weight else None
+        self.perceptual_weight = perceptual_weight
+        self.terms = (
+            ("loss", "l1") + (("perceptual",) if self.perceptual is not None else ()) + (("kd",) if kd_weight else ())
+        )
 
     def setup(self, device, wrap) -> None:
         if self.class_weights is not None:
             self.class_weights = self.class_weights.to(device)
+        if self.perceptual is not None:
+            self.perceptual.to(device)
 
-    def supervised(self, net: Trainee, batch: Batch):
-        return supervised_loss(net, batch.l_norm, batch.ab_norm, self.loss, self.class_weights, self.l1_weight)
+    def supervised(self, net: Trainee, batch: Batch, logits: torch.Tensor | None = None):
+        """(supervised loss, its named terms, the decoded ab prediction)."""
+        total, l1, pred = supervised_loss(
+            net, batch.l_norm, batch.ab_norm, self.loss, self.class_weights, self.l1_weight, logits=logits
+        )
+        terms = {"l1": l1}
+        if self.perceptual is not None:
+            terms["perceptual"] = perceptual_distance(self.perceptual, batch.l_norm, pred, batch.ab_norm)
+            total = total + self.perceptual_weight * terms["perceptual"]
+        return total, terms, pred
 
     def __call__(self, net: Trainee, batch: Batch):
         if not self.kd_weight:
-            total, l1, _ = self.supervised(net, batch)
-            return total, {"loss": total, "l1": l1}
+            total, terms, _ = self.supervised(net, batch)
+            return total, {"loss": total, **terms}
         if batch.teacher_logits is None:
             raise ValueError("distillation needs a teacher in the loop")
         logits = net.logits(batch.l_norm)
-        sup, l1, _ = supervised_loss(
-            net, batch.l_norm, batch.ab_norm, self.loss, self.class_weights, self.l1_weight, logits=logits
-        )
+        sup, terms, _ = self.supervised(net, batch, logits=logits)
         kd = distillation_kl(logits, batch.teacher_logits, self.kd_temperature)
         total = self.kd_weight * kd + (1.0 - self.kd_weight) * sup
-        return total, {"loss": total, "l1": l1, "kd": kd}
+        return total, {"loss": total, **terms, "kd": kd}
+
+
+def perceptual_distance(
+    lpips: nn.Module, l_norm: torch.Tensor, pred_ab_norm: torch.Tensor, ab_norm: torch.Tensor
+) -> torch.Tensor:
+    """Mean LPIPS between the crop as predicted and as it is, both rebuilt in RGB (float32 Lab math) from
+    the network's input L (so only the colour differs); the prediction upsampled to the crop's size."""
+    L = denormalize_l(l_norm.float()).clamp(0.0, 100.0)
+
+    def rgb(ab: torch.Tensor) -> torch.Tensor:
+        return lab_to_rgb(torch.cat((L, denormalize_ab(full_res(ab.float(), L))), dim=1)) * 2.0 - 1.0
+
+    return lpips(rgb(pred_ab_norm), rgb(ab_norm)).mean()
 
 
 def distillation_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -126,8 +155,6 @@ class Adversarial(Objective):
     loss ``lambda x supervised + adversarial``, with the discriminator's weights held as constants so
     no gradient reaches them (it is "frozen" for the generator's step without toggling flags)."""
 
-    terms = ("loss", "l1", "loss_d", "loss_adv")
-
     def __init__(self, supervised: Supervised, disc: nn.Module, lr_d: float, betas, kind: str, gan_lambda: float):
         self.supervised = supervised
         self.disc = disc
@@ -135,6 +162,7 @@ class Adversarial(Objective):
         self.opt_d = torch.optim.Adam(disc.parameters(), lr=lr_d, betas=betas)
         self.kind = kind
         self.gan_lambda = gan_lambda
+        self.terms = (*supervised.terms, "loss_d", "loss_adv")
 
     def setup(self, device, wrap) -> None:
         self.supervised.setup(device, wrap)
@@ -159,12 +187,12 @@ class Adversarial(Objective):
         return adversarial_loss(logits, True, self.kind)
 
     def __call__(self, net: Trainee, batch: Batch):
-        sup, l1, pred = self.supervised.supervised(net, batch)
+        sup, terms, pred = self.supervised.supervised(net, batch)
         ab_fake = full_res(pred, batch.ab_norm)
         loss_d = self.discriminator_step(batch.l_norm, batch.ab_norm, ab_fake)
         loss_adv = self.fooling_loss(batch.l_norm, ab_fake)
         total = self.gan_lambda * sup + loss_adv
-        return total, {"loss": sup, "l1": l1, "loss_d": loss_d, "loss_adv": loss_adv.detach()}
+        return total, {"loss": sup, **terms, "loss_d": loss_d, "loss_adv": loss_adv.detach()}
 
     def state_dict(self) -> dict:
         from edge_colorizer.checkpoint import model_state

@@ -144,8 +144,16 @@ def load_teacher(name: str) -> nn.Module:
     return teacher
 
 
-def _objective(cfg: TrainConfig, stage: str, class_weights) -> Objective:
-    sup = Supervised(cfg.loss, class_weights, cfg.l1_weight, cfg.kd_weight if cfg.teacher else 0.0, cfg.kd_temperature)
+def _objective(cfg: TrainConfig, stage: str, class_weights, perceptual: nn.Module | None) -> Objective:
+    sup = Supervised(
+        cfg.loss,
+        class_weights,
+        cfg.l1_weight,
+        cfg.kd_weight if cfg.teacher else 0.0,
+        cfg.kd_temperature,
+        perceptual,
+        cfg.perceptual,
+    )
     if stage != "gan":
         return sup
     gan = cfg.gan
@@ -197,6 +205,11 @@ def train(
         class_weights = class_weights_for(dataset, model.bin_centers.cpu(), cfg.rebalance)
     input_size = cfg.input_size or cfg.size
     validate = make_validator(cfg.val, input_size, log=log, check=rank == 0) if cfg.val else None
+    perceptual = None
+    if cfg.perceptual:  # its weights are read before the run folder is made
+        from edge_colorizer.metrics.lpips import LPIPS
+
+        perceptual = LPIPS(cfg.perceptual_net)
     # the run folder is made (or cleared) only now: a run refused above leaves nothing behind
     out.mkdir(parents=True, exist_ok=True)
     if not resume and rank == 0:
@@ -213,7 +226,7 @@ def train(
     for stage in stages:
         result = run_stage(
             model,
-            _objective(cfg, stage.name, class_weights),
+            _objective(cfg, stage.name, class_weights, perceptual),
             cfg,
             stage,
             dataset,

@@ -89,6 +89,18 @@ DECODERS = ("plain", "dynamic")
     help="Class rebalancing of the ab-bin loss (Zhang et al.'s lambda; default 0.5): lower weights rare, "
     "saturated colours more; 1 turns it off.",
 )
+@click.option(
+    "--perceptual",
+    type=click.FloatRange(0),
+    default=None,
+    help="Weight of a perceptual loss: LPIPS between each crop and its colourised version (default 0: off).",
+)
+@click.option(
+    "--perceptual-net",
+    type=click.Choice(["vgg", "alex"]),
+    default=None,
+    help="The perceptual loss's LPIPS network (default vgg; alex is the one the benchmark scores with).",
+)
 @click.option("--ema", type=click.FloatRange(0, 1, max_open=True), default=None, help="EMA decay of the weights.")
 @click.option("--batch-size", type=click.IntRange(1), default=None)
 @click.option("--size", type=click.IntRange(16, 1024), default=None, help="Training crop size.")
@@ -136,6 +148,8 @@ def train(
         raise click.UsageError("--cutout-prob needs --cutouts (the cut-out folder)")
     if options["rebalance"] is not None and base.loss != "bins":
         raise click.UsageError(f"--rebalance: recipe {recipe_name!r} has no ab-bin loss to rebalance")
+    if options["perceptual_net"] is not None and not options["perceptual"]:
+        raise click.UsageError("--perceptual-net needs --perceptual W (W > 0)")
     if options["val_every"] is not None or options["patience"] is not None:
         if not options["val"]:
             raise click.UsageError("--val-every/--patience need --val (the validation photos)")

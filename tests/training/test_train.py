@@ -98,11 +98,21 @@ def test_resume_reads_a_state_saved_before_a_setting_existed(tmp_path, tiny_pool
     train(tiny_cfg(tmp_path, tiny_pool), stop_after=3, **QUIET)
     path = tmp_path / "run" / "state_train.pt"
     state = torch.load(path, weights_only=False)
-    for name in ("subset", "cutouts", "cutout_prob"):
+    for name in ("subset", "cutouts", "cutout_prob", "perceptual", "perceptual_net"):
         del state["config"][name]
     del state["stage"]["minutes"]  # the stage's settings too
     torch.save(state, path)
+    # and its log has the older columns: the resumed run's rows go under them
+    old_rows = log_rows(tmp_path / "run")
+    old_columns = [c for c in old_rows[0] if c != "perceptual"]
+    with open(tmp_path / "run" / "log.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, old_columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(old_rows)
     assert train(tiny_cfg(tmp_path, tiny_pool), resume=True, **QUIET).finished
+    rows = log_rows(tmp_path / "run")
+    assert list(rows[0]) == old_columns and [int(r["step"]) for r in rows] == list(range(1, 7))
+    assert all(float(r["loss"]) > 0 and float(r["l1"]) > 0 and float(r["lr"]) > 0 for r in rows)
     train(tiny_cfg(tmp_path, tiny_pool, out=str(tmp_path / "b")), stop_after=3, **QUIET)
     with pytest.raises(ValueError, match=r"\(subset\)"):
         train(tiny_cfg(tmp_path, tiny_pool, out=str(tmp_path / "b"), subset=0.5), resume=True, **QUIET)
