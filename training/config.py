@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
 
+from edge_colorizer.metrics.lpips import NETS as PERCEPTUAL_NETS
+
 LOSSES = ("bins", "l1")
 SCHEDULES = ("constant", "cosine")
 OPTIMIZERS = ("adamw", "adam")
-PERCEPTUAL_NETS = ("alex", "vgg")  # edge_colorizer.metrics.lpips.NETS, not imported: configs load no weights
 
 
 @dataclass(frozen=True)

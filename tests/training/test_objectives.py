@@ -7,7 +7,7 @@ from edge_colorizer.lab import lab_to_rgb, normalize_ab, normalize_l, rgb_to_lab
 from edge_colorizer.metrics.lpips import LPIPS, NETS
 from edge_colorizer.models import create_model
 from tests.training.test_train import QUIET, tiny_cfg, tiny_pool  # noqa: F401  (fixture)
-from training.config import PERCEPTUAL_NETS, TrainConfig
+from training.config import TrainConfig
 from training.objectives import Adversarial, Batch, Supervised, Trainee, perceptual_distance
 from training.train import train
 
@@ -72,7 +72,11 @@ def test_a_run_with_a_perceptual_loss_logs_it(tmp_path, tiny_pool):  # noqa: F81
 
 
 def test_perceptual_settings_are_checked():
-    assert PERCEPTUAL_NETS == NETS
+    from edge_colorizer.cli import main
+
+    # the command line names the networks without importing torch at start-up: its copy must not drift
+    option = next(o for o in main.commands["train"].params if o.name == "perceptual_net")
+    assert sorted(option.type.choices) == sorted(NETS)
     with pytest.raises(ValueError, match="perceptual must be >= 0"):
         TrainConfig(perceptual=-1.0)
     with pytest.raises(ValueError, match="perceptual_net must be one of"):
