@@ -20,12 +20,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from compress.card import CARD_SUFFIX
 from edge_colorizer.checkpoint import load_model
 from edge_colorizer.colorizer import DEFAULT_SIZE, ColorizerModule, GrayBaseline
-from edge_colorizer.evaluate import LPIPS_MIN_SIDE, read_truth, why_skipped
+from edge_colorizer.evaluate import LPIPS_MIN_SIDE, paper_view, read_truth, why_skipped
 from edge_colorizer.inference import BUNDLED, EDGE_MODEL, resolve_model_path
 from edge_colorizer.io import one_line, scan_inputs
 from edge_colorizer.metrics import ae, colorfulness, delta_e2000, mse, psnr, ssim
@@ -40,7 +39,6 @@ from runtimes.models import artifact_format, unavailable
 from runtimes.runners import INPUT_NAME, OUTPUT_NAME, BaseRunner, TorchRunner, compare, conform
 
 PROTOCOLS = ("paper", "deploy")
-PAPER_SIZE = 256
 PEERS = ("eccv16", "siggraph17")  # built with random weights: speed only
 QUALITY_KEYS = ("lpips", "psnr", "ssim", "mse", "ae", "de2000", "cf")
 
@@ -186,10 +184,6 @@ def load_eval_images(cfg: BenchConfig, log: Callable[[str], None] = print) -> li
     if not images:
         raise ValueError(f"{cfg.data}: no images to benchmark on")
     return images
-
-
-def paper_view(rgb: np.ndarray) -> np.ndarray:
-    return np.asarray(Image.fromarray(rgb).resize((PAPER_SIZE, PAPER_SIZE), Image.BICUBIC))
 
 
 def quality(outputs: list[np.ndarray], truths: list[np.ndarray], lpips: LPIPS) -> dict[str, float]:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from edge_colorizer.colorizer import ColorizerModule, GrayBaseline
 from edge_colorizer.inference import ArrayColorizer, as_array_colorizer, is_out_of_memory
@@ -26,6 +27,14 @@ from edge_colorizer.io import (
 )
 from edge_colorizer.metrics import colorfulness, psnr
 from edge_colorizer.timing import time_ms
+
+PAPER_SIZE = 256
+
+
+def paper_view(rgb: np.ndarray) -> np.ndarray:
+    """The paper protocol's view of a photo: resized to 256x256 (bicubic) before colorizing and scoring,
+    as published colorization tables do."""
+    return np.asarray(Image.fromarray(rgb).resize((PAPER_SIZE, PAPER_SIZE), Image.BICUBIC))
 
 
 @dataclass(frozen=True)
@@ -114,9 +123,11 @@ def evaluate(
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     on_total: Callable[[int], None] | None = None,
     options: frozenset[str] = frozenset(),
+    view: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> list[EvalResult]:
     """Colorize each photo's luminance with every colorizer and compare with the photo itself.
-    (``options``: the caller's options a skip reason may name, see :func:`read_truth`.)
+    (``options``: the caller's options a skip reason may name, see :func:`read_truth`; ``view``: what
+    each photo becomes after reading, e.g. :func:`paper_view`, before it is colorized and scored.)
 
     ``lpips`` is an :class:`edge_colorizer.metrics.lpips.LPIPS` network; without it the LPIPS column
     is left out (None). A photo that cannot be scored is left out of every mean and reported in one
@@ -142,6 +153,8 @@ def evaluate(
         try:
             min_side = LPIPS_MIN_SIDE if lpips is not None else 0
             truth = read_truth(path, max_side, max_pixels, min_side, options)
+            if view is not None:
+                truth = view(truth)
             rows = _scored(runs, truth, lpips)
             cf = colorfulness(truth)
         except Exception as exc:  # one photo never ends the run

@@ -64,3 +64,23 @@ def test_results_json_is_strict_and_skips_are_reported(folder, tmp_path):
     doc = json.loads(results_json([odd], {}, skipped), parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
     assert doc["quality"][0]["psnr_db"] is None and doc["quality"][0]["colorfulness_ratio"] is None
     assert doc["skipped"] == skipped
+
+
+def test_a_view_scores_what_each_photo_becomes(folder, tmp_path_factory, real_photos):
+    """``view=paper_view`` scores the 256x256 bicubic resize of each read photo: the same numbers as a
+    folder of those resized photos, and not the numbers of the photos as they are."""
+    from edge_colorizer.evaluate import PAPER_SIZE, paper_view
+    from edge_colorizer.io import fit_long_side
+
+    resized = tmp_path_factory.mktemp("resized")  # not inside ``folder``: it is scanned recursively
+    for name, img in real_photos.items():
+        view = paper_view(fit_long_side(img, 128))
+        assert view.shape == (PAPER_SIZE, PAPER_SIZE, 3)
+        Image.fromarray(view).save(resized / f"{name}.png")
+    net = ColorizerModule(create_model("unet_s", width=8).eval(), size=64)
+    viewed = evaluate({"tiny": net}, folder, max_side=128, view=paper_view)
+    expected = evaluate({"tiny": net}, resized, max_side=None)
+    as_is = evaluate({"tiny": net}, folder, max_side=128)
+    for a, b in zip(viewed, expected, strict=True):
+        assert a.psnr_db == pytest.approx(b.psnr_db, abs=1e-9) and a.colorfulness == pytest.approx(b.colorfulness)
+    assert abs(viewed[1].psnr_db - as_is[1].psnr_db) > 1e-3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 import torch
@@ -77,20 +78,30 @@ def rebalancing_weights(prior: torch.Tensor, lam: float = 0.5) -> torch.Tensor:
     return w / (prior * w).sum()
 
 
+def good_chroma_gain(value: float) -> bool:
+    """Whether ``value`` can scale decoded ab: > 0 (0 would be gray) and finite."""
+    return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+
+
 class ABPredictor(torch.nn.Module):
     """Base of the colorizers: ``features`` (subclass) -> a 1x1 ``head`` -> ``decode`` -> normalised ab.
 
     The head is ``regression`` (2 channels, ab / AB_NORM) or ``bins`` (logits over the in-gamut ab bins,
     decoded by the annealed mean at ``temperature``). ``logits`` gives the raw head output for losses.
+    ``chroma_gain`` multiplies the decoded ab (hue kept, chroma scaled; 1 leaves it out of the graph): a
+    release setting, chosen on validation like the temperature, for a model that comes out dull.
     """
 
     HEADS = ("regression", "bins")
 
-    def _build_head(self, c_in: int, head: str, temperature: float) -> None:
+    def _build_head(self, c_in: int, head: str, temperature: float, chroma_gain: float = 1.0) -> None:
         if head not in self.HEADS:
             raise ValueError(f"head must be one of {self.HEADS}, got {head!r}")
+        if not good_chroma_gain(chroma_gain):
+            raise ValueError(f"chroma_gain must be > 0 and finite, got {chroma_gain!r}")
         self.head_type = head
         self.temperature = temperature
+        self.chroma_gain = float(chroma_gain)
         if head == "bins":
             self.register_buffer("bin_centers", in_gamut_bin_centers())
             self.head = torch.nn.Conv2d(c_in, self.bin_centers.shape[0], 1)
@@ -106,8 +117,10 @@ class ABPredictor(torch.nn.Module):
 
     def decode(self, logits: torch.Tensor) -> torch.Tensor:
         if self.head_type == "bins":
-            return annealed_mean(logits, self.bin_centers, self.temperature) / AB_NORM
-        return logits
+            ab = annealed_mean(logits, self.bin_centers, self.temperature) / AB_NORM
+        else:
+            ab = logits
+        return ab if self.chroma_gain == 1.0 else ab * self.chroma_gain
 
     def forward(self, l_norm: torch.Tensor) -> torch.Tensor:
         return self.decode(self.logits(l_norm))

@@ -115,6 +115,7 @@ class UNetGenerator(ABPredictor):
         pretrained: bool = True,
         decoder_width: int = 64,
         temperature: float = 0.38,
+        chroma_gain: float = 1.0,
     ):
         super().__init__()
         if decoder not in self.DECODERS:
@@ -133,7 +134,7 @@ class UNetGenerator(ABPredictor):
             ]
         )
         self.out_stride = 2
-        self._build_head(widths[3], head, temperature)
+        self._build_head(widths[3], head, temperature, chroma_gain)
 
     def features(self, l_norm: torch.Tensor) -> torch.Tensor:
         feats = self.encoder(l_norm)

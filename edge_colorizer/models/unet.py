@@ -58,6 +58,7 @@ class UNetColorizer(ABPredictor):
         head: str = "bins",
         out_stride: int = 4,
         temperature: float = 0.38,
+        chroma_gain: float = 1.0,
     ):
         super().__init__()
         if out_stride not in (1, 2, 4):
@@ -71,7 +72,7 @@ class UNetColorizer(ABPredictor):
         # decoder levels: /8 -> /4 -> /2 -> /1, stopping at out_stride
         n_up = {1: 3, 2: 2, 4: 1}[out_stride]
         self.up = nn.ModuleList(UpBlock(chans[3 - i], chans[2 - i], chans[2 - i]) for i in range(n_up))
-        self._build_head(chans[3 - n_up], head, temperature)
+        self._build_head(chans[3 - n_up], head, temperature, chroma_gain)
 
     def features(self, l_norm: torch.Tensor) -> torch.Tensor:
         skips = [self.stem(l_norm)]

@@ -70,3 +70,26 @@ def test_rebalancing_weights_favour_rare_bins():
     w = rebalancing_weights(prior, lam=0.5)
     assert w[2] > w[1] > w[0]
     assert torch.isclose((w * prior).sum(), torch.tensor(1.0))
+
+
+@pytest.mark.parametrize("head", ["bins", "regression"])
+def test_chroma_gain_scales_the_decoded_ab_and_is_rebuilt_from_the_checkpoint(head, tmp_path):
+    from edge_colorizer.checkpoint import load_model, save_model
+
+    torch.manual_seed(0)
+    plain = create_model("unet_s", head=head, width=8).eval()
+    gained = create_model("unet_s", head=head, width=8, chroma_gain=1.25).eval()
+    gained.load_state_dict(plain.state_dict())
+    x = torch.rand(2, 1, 32, 48) * 2 - 1
+    with torch.no_grad():
+        base, more = plain(x), gained(x)
+    assert base.abs().max() > 0.01 and torch.allclose(more, base * 1.25, atol=1e-6)  # hue kept, chroma x 1.25
+    save_model(gained, tmp_path / "g.pt")
+    rebuilt = load_model(tmp_path / "g.pt")
+    assert rebuilt.chroma_gain == 1.25
+    with torch.no_grad():
+        assert torch.allclose(rebuilt(x), more, atol=1e-6)
+    assert plain.chroma_gain == 1.0 and "chroma_gain" not in plain.model_args  # the default stays out of the args
+    for bad in (0.0, -1.0, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="chroma_gain must be > 0 and finite"):
+            create_model("unet_s", head=head, width=8, chroma_gain=bad)

@@ -326,3 +326,24 @@ def test_uint8_input_read_by_shapes_and_casts_gets_no_float_copy(layout):
     x = np.arange(6, dtype=np.uint8).reshape(2, 3) * 40
     y = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
     assert np.array_equal(y, x.T if layout else x)
+
+
+def test_a_chroma_gain_travels_into_the_graph(tiny_net, tmp_path):
+    """The gain is part of the model's decode, so an export carries it: the graph matches the torch
+    module with the gain, and its colours are stronger than the same weights' without it."""
+    import copy
+
+    gained_net = copy.deepcopy(tiny_net)
+    gained_net.chroma_gain = 1.3
+    gained = ColorizerModule(gained_net, size=64).eval()
+    art = export(gained, tmp_path / "g.onnx", "fp32", model_name="tiny-gain")
+    assert art.parity.within(2, 0.05)
+    img = np.random.default_rng(5).integers(0, 256, (1, 64, 80, 1), dtype=np.uint8)
+    with OrtRunner(art.path) as runner, TorchRunner(ColorizerModule(tiny_net, size=64).eval()) as plain:
+        out = runner.infer({INPUT_NAME: img})[OUTPUT_NAME].astype(np.float32)
+        ref = plain.infer({INPUT_NAME: img})[OUTPUT_NAME].astype(np.float32)
+
+    def spread(rgb):  # the distance of each pixel from its own gray: chroma in RGB terms
+        return np.abs(rgb - rgb.mean(-1, keepdims=True)).mean()
+
+    assert spread(out) > 1.1 * spread(ref)

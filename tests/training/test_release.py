@@ -326,3 +326,81 @@ def test_progress_counts_every_photo_of_every_setting_and_shows_on_a_terminal_on
         argv += ["--min-cf-ratio", "0"]
         assert _run_main(monkeypatch, argv) == 0
         assert ("release sweep" in shown.getvalue()) == terminal
+
+
+def test_chroma_gains_are_swept_and_the_chosen_one_rebuilds_with_the_file(tmp_path, val_folder):
+    torch.manual_seed(0)
+    src = tmp_path / "model.pt"
+    save_model(create_model("unet_s", head="bins", width=8).eval(), src)
+    logs = []
+    quiet = dict(log=logs.append, sizes=(32,), temperatures=(0.5,))
+    # a floor only the strongest gain can reach: it is chosen, stored, and the file rebuilds with it
+    first = release(src, val_folder, tmp_path / "all.pt", min_cf_ratio=0.0, chroma_gains=(1.0, 1.5), **quiet)
+    sweep = load_checkpoint(tmp_path / "all.pt")["release"]["sweep"]
+    assert [row[5] for row in sweep] == [1.0, 1.5]
+    assert sweep[1][3] > sweep[0][3] > 0  # more colourful at the higher gain
+    floor = (sweep[0][3] + sweep[1][3]) / 2
+    chosen = release(src, val_folder, tmp_path / "rel.pt", min_cf_ratio=floor, chroma_gains=(1.0, 1.5), **quiet)
+    assert chosen.chroma_gain == 1.5 and first.chroma_gain in (1.0, 1.5)
+    ckpt = load_checkpoint(tmp_path / "rel.pt")
+    assert ckpt["model_args"]["chroma_gain"] == 1.5 and load_model(tmp_path / "rel.pt").chroma_gain == 1.5
+    assert "| 32 | 0.5 (chosen) | 1.5 |" in "\n".join(logs) and "chroma gain 1.5" in logs[-1]
+    # re-released without gains: the file's own gain is the one scored and kept
+    again = release(tmp_path / "rel.pt", val_folder, tmp_path / "again.pt", min_cf_ratio=0.0, **quiet)
+    assert again.chroma_gain == 1.5 and load_model(tmp_path / "again.pt").chroma_gain == 1.5
+    # a gain of 1 chosen is not written into the arguments of a model that had none
+    release(src, val_folder, tmp_path / "one.pt", min_cf_ratio=0.0, chroma_gains=(1.0,), **quiet)
+    assert "chroma_gain" not in load_checkpoint(tmp_path / "one.pt")["model_args"]
+    for bad, match in [
+        (dict(chroma_gains=()), "no chroma gains to score"),
+        (dict(chroma_gains=(1.0, 0.0)), "chroma gain 0: must be > 0 and at most 2"),
+        (dict(chroma_gains=(3.0,)), "chroma gain 3: must be > 0 and at most 2"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            release(tmp_path / "missing.pt", val_folder, tmp_path / "x.pt", log=pytest.fail, **bad)
+
+
+def test_chroma_gain_options_are_checked_and_named_in_one_line(tmp_path, val_folder, monkeypatch, capsys):
+    import training.release as release_module
+
+    src = tmp_path / "model.pt"
+    save_model(create_model("unet_s", head="bins", width=8).eval(), src)
+    monkeypatch.setattr(release_module, "release", lambda *a, **k: pytest.fail("the sweep started"))
+    for extra, expected in [
+        (["--chroma-gains", "abc"], "release: --chroma-gains abc: not a list of numbers"),
+        (["--chroma-gains", "1,0"], "release: --chroma-gains 1,0: each must be > 0 and at most 2"),
+        (["--chroma-gains", "nan"], "release: --chroma-gains nan: each must be > 0 and at most 2"),
+        (
+            ["--chroma-gains", ""],
+            "release: --chroma-gains: empty; give numbers or leave the option out for its default",
+        ),
+    ]:
+        code = _run_main(monkeypatch, [src, "--val", val_folder, "--out", tmp_path / "r.pt", *extra])
+        (line,) = capsys.readouterr().err.strip().splitlines()
+        assert code == 1 and line == expected, (extra, line)
+
+
+def test_the_paper_protocol_scores_validation_as_the_benchmark_does(tmp_path, val_folder):
+    from edge_colorizer.evaluate import evaluate, paper_view
+    from edge_colorizer.metrics.lpips import LPIPS
+
+    torch.manual_seed(0)
+    model = create_model("unet_s", head="bins", width=8).eval()
+    src = tmp_path / "model.pt"
+    save_model(model, src)
+    logs = []
+    quiet = dict(log=logs.append, sizes=(64,), temperatures=(0.5,), min_cf_ratio=0.0)
+    paper = release(src, val_folder, tmp_path / "p.pt", protocol="paper", **quiet)
+    deploy = release(src, val_folder, tmp_path / "d.pt", **quiet)
+    assert load_checkpoint(tmp_path / "p.pt")["release"]["protocol"] == "paper"
+    assert load_checkpoint(tmp_path / "d.pt")["release"]["protocol"] == "deploy"
+    assert "validation (paper protocol)" in logs[len(logs) // 2 - 1]
+    model.temperature = 0.5
+    from edge_colorizer.colorizer import ColorizerModule
+
+    expected = evaluate(
+        {"m": ColorizerModule(model, size=64)}, val_folder, include_gray=False, lpips=LPIPS("alex"), view=paper_view
+    )[0]
+    assert paper.lpips == pytest.approx(expected.lpips, abs=1e-6) and paper.lpips != pytest.approx(deploy.lpips)
+    with pytest.raises(ValueError, match="protocol 'full': must be one of deploy, paper"):
+        release(src, val_folder, tmp_path / "x.pt", protocol="full", log=pytest.fail)
