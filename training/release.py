@@ -10,13 +10,12 @@ ratio reaches ``--min-cf-ratio`` is stored in the checkpoint (the temperature in
 the size as its input size), so loading the file rebuilds the model as it was scored. A model with a
 regression head has no temperature: it is scored once per size and none is stored (``--temperatures``
 is refused). ``--chroma-gains`` adds the factor the decoded ab are multiplied by to the settings scored
-(default: the model's own, 1 for a trained one): a model that comes out dull gains colour that way at
-less cost than at a lower temperature (the teacher card). ``--protocol paper`` scores each validation
-photo as the benchmark's paper protocol does (resized to 256x256) instead of at its own shape (long side
-at most 512): the protocol a release is judged in is then the one it is chosen in. The evaluation pool
-is never used here. The
-sweep is kept in the checkpoint (``release``) and printed as a Markdown table; a photo that cannot be
-scored gets one line on stderr and is left out.
+(default: the model's own, 1 for a trained one): a model that comes out dull at every temperature
+gains colour that way (the teacher card). ``--protocol paper`` scores each validation photo as the
+benchmark's paper protocol does (resized to 256x256) instead of at its own shape (long side at most
+512): the protocol a release is judged in is then the one it is chosen in. The evaluation pool is
+never used here. The sweep is kept in the checkpoint (``release``) and printed as a Markdown table; a
+photo that cannot be scored gets one line on stderr and is left out.
 """
 
 from __future__ import annotations
