@@ -66,13 +66,25 @@ def resolve_model_path(model: str) -> Path:
     raise ValueError(f"{model!r} is neither a bundled model ({', '.join(BUNDLED)}) nor a checkpoint file")
 
 
-def load_colorizer(model: str = EDGE_MODEL, size: int | None = None, device: str = "cpu") -> ColorizerModule:
+def load_colorizer(
+    model: str = EDGE_MODEL, size: int | None = None, device: str = "cpu", chroma_gain: float | None = None
+) -> ColorizerModule:
     """A ready ``ColorizerModule`` for a bundled model name or a checkpoint path.
 
-    ``size`` is the network input size; by default the one stored with the weights (else 256)."""
+    ``size`` is the network input size; by default the one stored with the weights (else 256).
+    ``chroma_gain`` replaces the factor the model multiplies its decoded colour by (default: the one
+    stored with it, 1 if none): above 1 more colourful, below 1 less."""
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError("--device cuda was asked for, but torch sees no CUDA device")
     net = load_model(resolve_model_path(model))
+    if chroma_gain is not None:
+        from edge_colorizer.models.ab_bins import good_chroma_gain
+
+        if not hasattr(net, "chroma_gain"):
+            raise ValueError(f"{model}: {type(net).__name__} has no chroma gain; --chroma-gain does not apply")
+        if not good_chroma_gain(chroma_gain):
+            raise ValueError(f"chroma gain {chroma_gain!r}: must be > 0 and finite")
+        net.chroma_gain = float(chroma_gain)
     return ColorizerModule(net, size=size or getattr(net, "input_size", DEFAULT_SIZE)).eval().to(device)
 
 

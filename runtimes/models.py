@@ -79,17 +79,21 @@ class ArtifactColorizer:
 
 
 def open_colorizer(
-    model: str, size: int | None = None, device: str = "cpu", threads: int = 0
+    model: str, size: int | None = None, device: str = "cpu", threads: int = 0, chroma_gain: float | None = None
 ) -> ColorizerModule | ArtifactColorizer:
     """A torch ``ColorizerModule`` for a checkpoint or bundled checkpoint, an :class:`ArtifactColorizer`
-    for an exported artifact (its network size and device are fixed inside it: ``size``/``device`` are
-    refused rather than ignored)."""
+    for an exported artifact (its network size, chroma gain and device are fixed inside it:
+    ``size``/``chroma_gain``/``device`` are refused rather than ignored)."""
     path = resolve_model_path(model)
     fmt = artifact_format(path)
     if fmt is None:
-        return load_colorizer(model, size=size, device=device)
+        return load_colorizer(model, size=size, device=device, chroma_gain=chroma_gain)
     if size is not None:
         raise ValueError(f"{model}: an exported {fmt.name} artifact has its network size inside; --size does not apply")
+    if chroma_gain is not None:
+        raise ValueError(
+            f"{model}: an exported {fmt.name} artifact has its chroma gain inside; --chroma-gain does not apply"
+        )
     if device != "cpu":
         raise ValueError(
             f"{model}: a {fmt.name} artifact runs on its runtime's CPU device here; --device does not apply"

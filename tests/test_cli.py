@@ -440,3 +440,33 @@ def test_a_ctrl_c_while_the_command_line_starts_is_one_line():
     import edge_colorizer  # its public names load when first used
 
     assert edge_colorizer.ColorizerModule.__name__ == "ColorizerModule" and callable(edge_colorizer.create_model)
+
+
+def test_chroma_gain_scales_the_colour_and_is_refused_where_it_cannot_apply(tmp_path, inputs):
+    import torch
+
+    from edge_colorizer.metrics import colorfulness
+    from runtimes.models import open_colorizer
+
+    torch.manual_seed(0)
+    net = create_model("unet_s", width=8).eval()
+    with torch.no_grad():
+        net.head.weight.mul_(20.0)  # saturated colours, so the gain shows
+    ckpt = tmp_path / "vivid.pt"
+    save_model(net, ckpt)
+    cf = {}
+    for gain in (None, 0.5, 1.5):
+        out = tmp_path / f"g{gain}"
+        extra = [] if gain is None else ["--chroma-gain", gain]
+        result = run("colorize", inputs / "sub" / "coffee.png", "--out", out, "--model", ckpt, "--size", 64, *extra)
+        assert result.exit_code == 0, result.output
+        cf[gain] = colorfulness(np.asarray(Image.open(out / "coffee.png"))[..., :3])
+    assert cf[0.5] < 0.75 * cf[None] and cf[1.5] > 1.2 * cf[None]
+    for bad in ("0", "-1", "2.5", "abc", "nan"):
+        result = CliRunner().invoke(main, ["colorize", str(inputs), "--out", str(tmp_path / "b"), "--chroma-gain", bad])
+        assert result.exit_code == 2 and "--chroma-gain" in result.output and not (tmp_path / "b").exists()
+    (tmp_path / "model.onnx").write_bytes(b"")  # refused by its format, before it is read
+    with pytest.raises(ValueError, match="artifact has its chroma gain inside; --chroma-gain does not apply"):
+        open_colorizer(str(tmp_path / "model.onnx"), chroma_gain=1.2)
+    with pytest.raises(ValueError, match="chroma gain nan: must be > 0 and finite"):
+        open_colorizer(str(ckpt), chroma_gain=float("nan"))

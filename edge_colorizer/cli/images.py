@@ -22,6 +22,13 @@ from edge_colorizer.inference import DEFAULT_MODEL, EDGE_MODEL
 from edge_colorizer.io import shown
 
 
+def _finite(value: float | None) -> float | None:
+    """A float option's value, refused when it is nan (a range check lets nan through: it compares false)."""
+    if value is not None and value != value:
+        raise click.BadParameter("nan is not a number")
+    return value
+
+
 @main.command()
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--out", "out_dir", required=True, help="Output folder.")
@@ -33,9 +40,17 @@ from edge_colorizer.io import shown
 )
 @size_option()
 @device_option
+@click.option(
+    "--chroma-gain",
+    type=click.FloatRange(0, 2, min_open=True),
+    default=None,
+    callback=lambda ctx, param, value: _finite(value),
+    help="Multiply the predicted colour by this (hue kept): above 1 more colourful, below 1 less; "
+    "default: the gain stored with the model (the teacher's 1.1; 1 for the others). 0-2.",
+)
 @click.option("--side-by-side", is_flag=True, help="Write a gray|colour PNG grid instead of the colour image.")
 @max_pixels_option()
-def colorize(paths, out_dir, model, size, device, side_by_side, max_pixels) -> None:
+def colorize(paths, out_dir, model, size, chroma_gain, device, side_by_side, max_pixels) -> None:
     """Colorize images (files, folders, globs) into OUT.
 
     Each input that cannot be colorized gets one line on stderr and the others go on; the exit code
@@ -47,7 +62,7 @@ def colorize(paths, out_dir, model, size, device, side_by_side, max_pixels) -> N
     with stop_cleanly(), no_traceback("colorize"):
         try:
             with converters_quiet():  # a runtime's import noise (an exported model's SDK)
-                colorizer = open_colorizer(model, size=size, device=device)
+                colorizer = open_colorizer(model, size=size, device=device, chroma_gain=chroma_gain)
         except (ValueError, FileNotFoundError, KeyError, ImportError, RuntimeError) as exc:
             raise click.ClickException(shown(str(exc))) from None
         with progress_bar() as progress:
