@@ -299,6 +299,8 @@ def _options(
             raise ValueError(
                 f"--chroma-gains {shown(args.chroma_gains)}: each must be > 0 and at most {MAX_CHROMA_GAIN:g}"
             )
+    if args.protocol not in PROTOCOLS:
+        raise ValueError(f"--protocol {shown(args.protocol)}: one of {', '.join(PROTOCOLS)}")
     return temps, sizes, min_cf_ratio, gains
 
 
@@ -329,7 +331,6 @@ def main() -> None:
     )
     ap.add_argument(
         "--protocol",
-        choices=tuple(PROTOCOLS),
         default="deploy",
         help="score each validation photo at its own shape, long side at most 512 (deploy), or resized to "
         "256x256 as the benchmark's paper protocol does (paper) (default: %(default)s)",

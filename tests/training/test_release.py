@@ -360,7 +360,7 @@ def test_chroma_gains_are_swept_and_the_chosen_one_rebuilds_with_the_file(tmp_pa
             release(tmp_path / "missing.pt", val_folder, tmp_path / "x.pt", log=pytest.fail, **bad)
 
 
-def test_chroma_gain_options_are_checked_and_named_in_one_line(tmp_path, val_folder, monkeypatch, capsys):
+def test_chroma_gain_and_protocol_options_are_checked_and_named_in_one_line(tmp_path, val_folder, monkeypatch, capsys):
     import training.release as release_module
 
     src = tmp_path / "model.pt"
@@ -374,6 +374,7 @@ def test_chroma_gain_options_are_checked_and_named_in_one_line(tmp_path, val_fol
             ["--chroma-gains", ""],
             "release: --chroma-gains: empty; give numbers or leave the option out for its default",
         ),
+        (["--protocol", "full"], "release: --protocol full: one of deploy, paper"),
     ]:
         code = _run_main(monkeypatch, [src, "--val", val_folder, "--out", tmp_path / "r.pt", *extra])
         (line,) = capsys.readouterr().err.strip().splitlines()
