@@ -78,13 +78,9 @@ def load_colorizer(
         raise ValueError("--device cuda was asked for, but torch sees no CUDA device")
     net = load_model(resolve_model_path(model))
     if chroma_gain is not None:
-        from edge_colorizer.models.ab_bins import good_chroma_gain
-
-        if not hasattr(net, "chroma_gain"):
+        if not hasattr(net, "set_chroma_gain"):
             raise ValueError(f"{model}: {type(net).__name__} has no chroma gain; --chroma-gain does not apply")
-        if not good_chroma_gain(chroma_gain):
-            raise ValueError(f"chroma gain {chroma_gain!r}: must be > 0 and finite")
-        net.chroma_gain = float(chroma_gain)
+        net.set_chroma_gain(chroma_gain)
     return ColorizerModule(net, size=size or getattr(net, "input_size", DEFAULT_SIZE)).eval().to(device)
 
 

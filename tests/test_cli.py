@@ -468,5 +468,5 @@ def test_chroma_gain_scales_the_colour_and_is_refused_where_it_cannot_apply(tmp_
     (tmp_path / "model.onnx").write_bytes(b"")  # refused by its format, before it is read
     with pytest.raises(ValueError, match="artifact has its chroma gain inside; --chroma-gain does not apply"):
         open_colorizer(str(tmp_path / "model.onnx"), chroma_gain=1.2)
-    with pytest.raises(ValueError, match="chroma gain nan: must be > 0 and finite"):
+    with pytest.raises(ValueError, match="chroma_gain must be > 0 and finite, got nan"):
         open_colorizer(str(ckpt), chroma_gain=float("nan"))

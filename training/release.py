@@ -34,7 +34,7 @@ from edge_colorizer.colorizer import DEFAULT_SIZE, ColorizerModule
 from edge_colorizer.evaluate import evaluate, paper_view
 from edge_colorizer.io import check_writable_file, one_line, same_file, shown
 from edge_colorizer.metrics.lpips import LPIPS
-from edge_colorizer.models.ab_bins import good_chroma_gain
+from edge_colorizer.models.ab_bins import MAX_CHROMA_GAIN, good_chroma_gain
 
 DEFAULT_TEMPERATURES = (0.38, 0.5, 0.7, 1.0, 1.5)
 # The bar is a colourfulness ratio of 0.6 on the evaluation pool. Validation photos (GCompris-like) come
@@ -46,8 +46,6 @@ DEFAULT_MIN_CF_RATIO = 0.85
 MAX_MIN_CF_RATIO = 2.0
 # How each validation photo is viewed: at its own shape (long side <= 512), or as the paper protocol does
 PROTOCOLS = {"deploy": None, "paper": paper_view}
-# Doubling chroma throws most colours out of gamut: a gain past it is a typo, not a setting.
-MAX_CHROMA_GAIN = 2.0
 
 
 @dataclass(frozen=True)
@@ -94,7 +92,7 @@ def sweep(
                 if has_t:
                     model.temperature = t
                 if has_chroma_gain(model):
-                    model.chroma_gain = gain
+                    model.set_chroma_gain(gain)
                 colorizer = ColorizerModule(model, size=size)
                 r = evaluate(
                     {"m": colorizer},
@@ -113,7 +111,7 @@ def sweep(
 
 def has_chroma_gain(model: torch.nn.Module) -> bool:
     """Whether the model's decoded ab can be scaled (the ab predictors can; the Zhang et al. ports cannot)."""
-    return hasattr(model, "chroma_gain")
+    return hasattr(model, "set_chroma_gain")
 
 
 def choose(rows: list[SweepRow], min_cf_ratio: float) -> SweepRow:
@@ -233,7 +231,7 @@ def release(
         model.temperature = chosen.temperature
         model.model_args = {**model.model_args, "temperature": chosen.temperature}
     if has_chroma_gain(model):
-        model.chroma_gain = chosen.chroma_gain
+        model.set_chroma_gain(chosen.chroma_gain)
         if chosen.chroma_gain != 1.0 or "chroma_gain" in model.model_args:  # a gain of 1 is the default
             model.model_args = {**model.model_args, "chroma_gain": chosen.chroma_gain}
     skip = ("format_version", "model_name", "model_args", "state_dict", "input_size")

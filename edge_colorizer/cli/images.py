@@ -20,6 +20,7 @@ from edge_colorizer.cli.common import (
 )
 from edge_colorizer.inference import DEFAULT_MODEL, EDGE_MODEL
 from edge_colorizer.io import shown
+from edge_colorizer.models.ab_bins import MAX_CHROMA_GAIN
 
 
 def _finite(value: float | None) -> float | None:
@@ -42,11 +43,11 @@ def _finite(value: float | None) -> float | None:
 @device_option
 @click.option(
     "--chroma-gain",
-    type=click.FloatRange(0, 2, min_open=True),
+    type=click.FloatRange(0, MAX_CHROMA_GAIN, min_open=True),
     default=None,
     callback=lambda ctx, param, value: _finite(value),
     help="Multiply the predicted colour by this (hue kept): above 1 more colourful, below 1 less; "
-    "default: the gain stored with the model (the teacher's 1.1; 1 for the others). 0-2.",
+    f"default: the gain stored with the model (the teacher's 1.1; 1 for the others). 0-{MAX_CHROMA_GAIN:g}.",
 )
 @click.option("--side-by-side", is_flag=True, help="Write a gray|colour PNG grid instead of the colour image.")
 @max_pixels_option()

@@ -78,6 +78,11 @@ def rebalancing_weights(prior: torch.Tensor, lam: float = 0.5) -> torch.Tensor:
     return w / (prior * w).sum()
 
 
+# Doubling chroma throws most colours out of gamut: a gain past it is a typo, not a setting (the release's
+# and the command line's bound; the model itself takes any gain > 0).
+MAX_CHROMA_GAIN = 2.0
+
+
 def good_chroma_gain(value: float) -> bool:
     """Whether ``value`` can scale decoded ab: > 0 (0 would be gray) and finite."""
     return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
@@ -97,16 +102,20 @@ class ABPredictor(torch.nn.Module):
     def _build_head(self, c_in: int, head: str, temperature: float, chroma_gain: float = 1.0) -> None:
         if head not in self.HEADS:
             raise ValueError(f"head must be one of {self.HEADS}, got {head!r}")
-        if not good_chroma_gain(chroma_gain):
-            raise ValueError(f"chroma_gain must be > 0 and finite, got {chroma_gain!r}")
+        self.set_chroma_gain(chroma_gain)
         self.head_type = head
         self.temperature = temperature
-        self.chroma_gain = float(chroma_gain)
         if head == "bins":
             self.register_buffer("bin_centers", in_gamut_bin_centers())
             self.head = torch.nn.Conv2d(c_in, self.bin_centers.shape[0], 1)
         else:
             self.head = torch.nn.Conv2d(c_in, 2, 1)
+
+    def set_chroma_gain(self, value: float) -> None:
+        """Decode with the ab multiplied by ``value`` from now on; a ValueError if it is not > 0 and finite."""
+        if not good_chroma_gain(value):
+            raise ValueError(f"chroma_gain must be > 0 and finite, got {value!r}")
+        self.chroma_gain = float(value)
 
     def features(self, l_norm: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

@@ -334,7 +334,7 @@ def test_a_chroma_gain_travels_into_the_graph(tiny_net, tmp_path):
     import copy
 
     gained_net = copy.deepcopy(tiny_net)
-    gained_net.chroma_gain = 1.3
+    gained_net.set_chroma_gain(1.3)
     gained = ColorizerModule(gained_net, size=64).eval()
     art = export(gained, tmp_path / "g.onnx", "fp32", model_name="tiny-gain")
     assert art.parity.within(2, 0.05)
