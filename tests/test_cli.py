@@ -1,3 +1,4 @@
+import click
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -470,3 +471,33 @@ def test_chroma_gain_scales_the_colour_and_is_refused_where_it_cannot_apply(tmp_
         open_colorizer(str(tmp_path / "model.onnx"), chroma_gain=1.2)
     with pytest.raises(ValueError, match="chroma_gain must be > 0 and finite, got nan"):
         open_colorizer(str(ckpt), chroma_gain=float("nan"))
+
+
+def _float_options():
+    """Every float-valued option of every command (group subcommands included)."""
+    stack = [main]
+    while stack:
+        command = stack.pop()
+        stack.extend(getattr(command, "commands", {}).values())
+        for param in command.params:
+            if isinstance(param.type, (click.types.FloatParamType, click.FloatRange)):
+                yield command.name, param
+
+
+def test_every_float_option_refuses_nan_and_infinities(tmp_path):
+    from edge_colorizer.cli.common import FiniteRange
+
+    options = list(_float_options())
+    assert len(options) > 20 and all(isinstance(p.type, FiniteRange) for _, p in options), [
+        (name, p.name) for name, p in options if not isinstance(p.type, FiniteRange)
+    ]
+    for _, param in options:
+        for bad in ("nan", "inf", "-inf"):
+            with pytest.raises(click.BadParameter, match="is not a finite number|not in the range"):
+                param.type.convert(bad, param, None)
+    data = tmp_path / "d"
+    data.mkdir()
+    for option, bad in (("--lr", "nan"), ("--ema", "nan"), ("--perceptual", "inf"), ("--minutes", "nan")):
+        result = CliRunner().invoke(main, ["train", "--data", str(data), "--out", str(tmp_path / "o"), option, bad])
+        assert result.exit_code == 2 and f"Invalid value for '{option}'" in result.output, (option, result.output)
+        assert not (tmp_path / "o").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import sys
@@ -133,6 +134,17 @@ def live_progress(*columns) -> Progress:
         redirect_stdout=not _quiet[0],
         redirect_stderr=not _quiet[0],
     )
+
+
+class FiniteRange(click.FloatRange):
+    """``click.FloatRange`` that also refuses nan and infinities: a range check lets nan through (every
+    comparison with it is false), and an open upper end lets inf through."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
 
 
 def _multiple_of_8(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:

@@ -9,6 +9,7 @@ import click
 
 from edge_colorizer.cli import main
 from edge_colorizer.cli.common import (
+    FiniteRange,
     converters_quiet,
     device_option,
     max_pixels_option,
@@ -21,13 +22,6 @@ from edge_colorizer.cli.common import (
 from edge_colorizer.inference import DEFAULT_MODEL, EDGE_MODEL
 from edge_colorizer.io import shown
 from edge_colorizer.models.ab_bins import MAX_CHROMA_GAIN
-
-
-def _finite(value: float | None) -> float | None:
-    """A float option's value, refused when it is nan (a range check lets nan through: it compares false)."""
-    if value is not None and value != value:
-        raise click.BadParameter("nan is not a number")
-    return value
 
 
 @main.command()
@@ -43,9 +37,8 @@ def _finite(value: float | None) -> float | None:
 @device_option
 @click.option(
     "--chroma-gain",
-    type=click.FloatRange(0, MAX_CHROMA_GAIN, min_open=True),
+    type=FiniteRange(0, MAX_CHROMA_GAIN, min_open=True),
     default=None,
-    callback=lambda ctx, param, value: _finite(value),
     help="Multiply the predicted colour by this (hue kept): above 1 more colourful, below 1 less; "
     f"default: the gain stored with the model (the teacher's 1.1; 1 for the others). 0-{MAX_CHROMA_GAIN:g}.",
 )

@@ -13,6 +13,7 @@ import click
 
 from edge_colorizer.cli import main
 from edge_colorizer.cli.common import (
+    FiniteRange,
     converters_quiet,
     progress_bar,
     say,
@@ -191,7 +192,9 @@ def _require_calibration(formats, precisions, calibration) -> None:
 @threads_option()
 @calibration_option
 @calibration_images_option
-@click.option("--fail-above-lpips", type=float, default=None, help="Exit 1 if a model's LPIPS (paper) exceeds this.")
+@click.option(
+    "--fail-above-lpips", type=FiniteRange(0), default=None, help="Exit 1 if a model's LPIPS (paper) exceeds this."
+)
 def bench(
     models,
     runtimes_,

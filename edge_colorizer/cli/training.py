@@ -8,6 +8,7 @@ import click
 
 from edge_colorizer.cli import main
 from edge_colorizer.cli.common import (
+    FiniteRange,
     end_if_stopped,
     no_traceback,
     progress_bar,
@@ -25,7 +26,7 @@ DECODERS = ("plain", "dynamic")
 @click.option("--data", required=True, type=click.Path(exists=True, file_okay=False), help="Folder of colour images.")
 @click.option(
     "--subset",
-    type=click.FloatRange(0, 1, min_open=True),
+    type=FiniteRange(0, 1, min_open=True),
     default=None,
     help="Train on this share of --data (a stable subset: 0.25 is inside 0.5; for learning curves).",
 )
@@ -37,13 +38,13 @@ DECODERS = ("plain", "dynamic")
 )
 @click.option(
     "--cutout-prob",
-    type=click.FloatRange(0, 1),
+    type=FiniteRange(0, 1),
     default=None,
     help="Share of training crops that get a cut-out (with --cutouts; default 0.5).",
 )
 @click.option(
     "--full-frame",
-    type=click.FloatRange(0, 1),
+    type=FiniteRange(0, 1),
     default=None,
     help="Share of training samples that are whole photos squashed to the square (the view inference gives).",
 )
@@ -63,17 +64,17 @@ DECODERS = ("plain", "dynamic")
     default=None,
     help="Adversarial steps (recipes with a GAN stage; 0 skips it).",
 )
-@click.option("--lr", type=click.FloatRange(0, min_open=True), default=None, help="Peak learning rate (supervised).")
+@click.option("--lr", type=FiniteRange(0, min_open=True), default=None, help="Peak learning rate (supervised).")
 @click.option(
     "--minutes",
-    type=click.FloatRange(0, min_open=True),
+    type=FiniteRange(0, min_open=True),
     default=None,
     help="Time budget of the supervised stage: its step count is fixed to what fits (--steps the most).",
 )
-@click.option("--gan-minutes", type=click.FloatRange(0, min_open=True), default=None, help="Same, adversarial stage.")
+@click.option("--gan-minutes", type=FiniteRange(0, min_open=True), default=None, help="Same, adversarial stage.")
 @click.option(
     "--gan-lambda",
-    type=click.FloatRange(0, min_open=True),
+    type=FiniteRange(0, min_open=True),
     default=None,
     help="Adversarial stage: weight of the supervised loss against the adversarial one (gan-teacher: 10; "
     "lower gives the discriminator more say).",
@@ -84,14 +85,14 @@ DECODERS = ("plain", "dynamic")
 @click.option("--no-pretrained", is_flag=True, help="unet_generator: train the encoder from scratch.")
 @click.option(
     "--rebalance",
-    type=click.FloatRange(0, 1, min_open=True),
+    type=FiniteRange(0, 1, min_open=True),
     default=None,
     help="Class rebalancing of the ab-bin loss (Zhang et al.'s lambda; default 0.5): lower weights rare, "
     "saturated colours more; 1 turns it off.",
 )
 @click.option(
     "--perceptual",
-    type=click.FloatRange(0),
+    type=FiniteRange(0),
     default=None,
     help="Weight of a perceptual loss: LPIPS between each crop and its colourised version (default 0: off).",
 )
@@ -101,7 +102,7 @@ DECODERS = ("plain", "dynamic")
     default=None,
     help="The perceptual loss's LPIPS network (default vgg; alex is the one the benchmark scores with).",
 )
-@click.option("--ema", type=click.FloatRange(0, 1, max_open=True), default=None, help="EMA decay of the weights.")
+@click.option("--ema", type=FiniteRange(0, 1, max_open=True), default=None, help="EMA decay of the weights.")
 @click.option("--batch-size", type=click.IntRange(1), default=None)
 @click.option("--size", type=click.IntRange(16, 1024), default=None, help="Training crop size.")
 @click.option("--val-every", type=click.IntRange(0), default=None, help="Validate every N steps (with --val).")
@@ -218,17 +219,17 @@ def _finetune_options(fn):
         click.option("--steps", type=click.IntRange(1), default=300, show_default=True, help="Training steps."),
         click.option(
             "--minutes",
-            type=click.FloatRange(0),
+            type=FiniteRange(0),
             default=0.0,
             help="Time budget per training run: the step count is fixed to what fits (--steps the most).",
         ),
         click.option("--workers", type=click.IntRange(0, 64), default=0, help="Data-loading processes (GPU runs)."),
         click.option("--compile", is_flag=True, help="torch.compile the training forward (GPU runs)."),
-        click.option("--lr", type=click.FloatRange(0, min_open=True), default=5e-4, show_default=True),
+        click.option("--lr", type=FiniteRange(0, min_open=True), default=5e-4, show_default=True),
         click.option("--batch-size", type=click.IntRange(1), default=12, show_default=True),
         click.option("--size", type=click.IntRange(16, 1024), default=160, show_default=True, help="Crop size."),
-        click.option("--kd-weight", type=click.FloatRange(0, 1), default=0.5, show_default=True),
-        click.option("--kd-temperature", type=click.FloatRange(0, min_open=True), default=2.0, show_default=True),
+        click.option("--kd-weight", type=FiniteRange(0, 1), default=0.5, show_default=True),
+        click.option("--kd-temperature", type=FiniteRange(0, min_open=True), default=2.0, show_default=True),
         click.option("--val-every", type=click.IntRange(0), default=0, show_default=True),
         click.option("--threads", type=click.IntRange(0, 512), default=0, show_default=True),
         click.option("--seed", type=int, default=0, show_default=True),
@@ -306,11 +307,11 @@ def compress() -> None:
 @click.option("--out", required=True, help="Output folder (model.pt, CARD.md).")
 @click.option(
     "--ratio",
-    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    type=FiniteRange(0, 1, min_open=True, max_open=True),
     default=None,
     help="Share of channels cut (default 0.5 without --target-gmacs).",
 )
-@click.option("--target-gmacs", type=click.FloatRange(0, min_open=True), default=None, help="Or: a MACs budget.")
+@click.option("--target-gmacs", type=FiniteRange(0, min_open=True), default=None, help="Or: a MACs budget.")
 @click.option("--rounds", type=click.IntRange(1, 20), default=2, show_default=True)
 @click.option("--importance", type=click.Choice(["group_norm", "magnitude"]), default="group_norm", show_default=True)
 @click.option("--round-to", type=click.IntRange(0, 64), default=0, show_default=True)
@@ -399,9 +400,9 @@ def compress_distill(teacher, student, width, out, baseline, resume, **ft):
 @click.option("--val", required=True, type=click.Path(exists=True, file_okay=False), help="Validation photos.")
 @click.option("--format", "fmt", type=click.Choice(["onnx", "openvino"]), default="onnx", show_default=True)
 @click.option("--calibration-images", type=click.IntRange(1, 10000), default=64, show_default=True)
-@click.option("--budget", type=click.FloatRange(0), default=0.005, show_default=True, help="Most LPIPS lost.")
+@click.option("--budget", type=FiniteRange(0), default=0.005, show_default=True, help="Most LPIPS lost.")
 @click.option("--qat-steps", type=click.IntRange(0), default=0, show_default=True, help="Quantization-aware steps.")
-@click.option("--lr", type=click.FloatRange(0, min_open=True), default=1e-4, show_default=True, help="QAT lr.")
+@click.option("--lr", type=FiniteRange(0, min_open=True), default=1e-4, show_default=True, help="QAT lr.")
 @click.option("--batch-size", type=click.IntRange(1), default=12, show_default=True, help="QAT batch.")
 @click.option("--size", type=click.IntRange(16, 1024), default=160, show_default=True, help="QAT crop size.")
 @click.option("--threads", type=click.IntRange(0, 512), default=0, show_default=True)

@@ -11,7 +11,15 @@ from pathlib import Path
 import click
 
 from edge_colorizer.cli import main
-from edge_colorizer.cli.common import device_option, no_traceback, progress_bar, say, size_option, stop_cleanly
+from edge_colorizer.cli.common import (
+    FiniteRange,
+    device_option,
+    no_traceback,
+    progress_bar,
+    say,
+    size_option,
+    stop_cleanly,
+)
 from edge_colorizer.inference import EDGE_MODEL
 
 
@@ -75,14 +83,14 @@ def runtime_colorize(model: str, runtime: str, size: int | None, stack: contextl
 @click.option("--batch", type=click.IntRange(1, 256), default=4, show_default=True, help="Frames per inference.")
 @click.option(
     "--smooth",
-    type=click.FloatRange(0.0, 1.0, max_open=True),
+    type=FiniteRange(0.0, 1.0, max_open=True),
     default=0.0,
     show_default=True,
     help="Temporal smoothing of ab: weight of the past frames (0: off; torch runtime).",
 )
 @click.option(
     "--scene-cut",
-    type=click.FloatRange(0.0, 1.0, min_open=True),
+    type=FiniteRange(0.0, 1.0, min_open=True),
     default=0.2,
     show_default=True,
     help="L-histogram distance that restarts the smoothing.",
@@ -206,7 +214,7 @@ def _camera(index: int, colorize, out: str | None, show: bool, max_frames: int) 
 @click.option(
     "--smooth",
     "strengths",
-    type=click.FloatRange(0.0, 1.0, max_open=True),
+    type=FiniteRange(0.0, 1.0, max_open=True),
     multiple=True,
     default=[0.0, 0.6],
     show_default=True,
