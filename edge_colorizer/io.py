@@ -174,6 +174,25 @@ def remove_path(path: Path) -> bool:
         return False
 
 
+@contextmanager
+def new_folders_dropped_on_failure(folder: str | Path, *inside: str) -> Iterator[None]:
+    """When the block ends by an exception (a stop, an error), the folders it created and left empty
+    are removed: ``folder``, the parents made for it and its subfolders ``inside``, deepest first. A
+    folder that existed before, or that holds anything, stays."""
+    folder = Path(folder)
+    candidates = [folder / name for name in inside] + [folder, *folder.parents]
+    new = [path for path in candidates if not os.path.lexists(path)]
+    try:
+        yield
+    except BaseException:
+        for path in new:
+            try:
+                path.rmdir()
+            except OSError:  # not empty, or already gone
+                pass
+        raise
+
+
 def sweep_target(path: str | Path) -> None:
     """Remove the stale temporaries (files or folders) of one target, including the pid-less names older
     versions wrote."""

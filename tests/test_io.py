@@ -141,6 +141,28 @@ def test_atomic_write_leaves_nothing_on_any_exception(tmp_path):
     assert os.listdir(tmp_path) == ["keep.bin"] and (tmp_path / "keep.bin").read_bytes() == b"old"
 
 
+def test_new_folders_left_empty_by_a_failure_are_removed_and_no_others(tmp_path):
+    from edge_colorizer.io import new_folders_dropped_on_failure
+
+    out = tmp_path / "a" / "b" / "out"
+    with pytest.raises(KeyboardInterrupt), new_folders_dropped_on_failure(out, "artifacts"):
+        (out / "artifacts").mkdir(parents=True)
+        raise KeyboardInterrupt
+    assert sorted(os.listdir(tmp_path)) == []  # out, its parents made for it and its subfolder
+    with pytest.raises(ValueError), new_folders_dropped_on_failure(out, "artifacts"):
+        (out / "artifacts").mkdir(parents=True)
+        (out / "artifacts" / "model.onnx").write_bytes(b"x")  # finished work stays, with its folders
+        raise ValueError
+    assert (out / "artifacts" / "model.onnx").exists()
+    (out / "artifacts" / "model.onnx").unlink()
+    with pytest.raises(SystemExit), new_folders_dropped_on_failure(out, "artifacts"):
+        raise SystemExit(130)
+    assert (out / "artifacts").is_dir()  # folders that were there before stay, empty or not
+    with new_folders_dropped_on_failure(tmp_path / "ok"):
+        (tmp_path / "ok").mkdir()
+    assert (tmp_path / "ok").is_dir()  # a block that ends normally keeps what it made
+
+
 def test_stale_temporaries_are_swept_live_ones_kept(tmp_path):
     import subprocess
     import sys

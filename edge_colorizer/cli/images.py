@@ -20,7 +20,7 @@ from edge_colorizer.cli.common import (
     stop_cleanly,
 )
 from edge_colorizer.inference import DEFAULT_MODEL, EDGE_MODEL
-from edge_colorizer.io import shown
+from edge_colorizer.io import new_folders_dropped_on_failure, shown
 from edge_colorizer.models.ab_bins import MAX_CHROMA_GAIN
 
 
@@ -53,27 +53,29 @@ def colorize(paths, out_dir, model, size, chroma_gain, device, side_by_side, max
     from edge_colorizer.inference import colorize_files
     from runtimes.models import open_colorizer
 
-    with stop_cleanly(), no_traceback("colorize"):
-        try:
-            with converters_quiet():  # a runtime's import noise (an exported model's SDK)
-                colorizer = open_colorizer(model, size=size, device=device, chroma_gain=chroma_gain)
-        except (ValueError, FileNotFoundError, KeyError, ImportError, RuntimeError) as exc:
-            raise click.ClickException(shown(str(exc))) from None
-        with progress_bar() as progress:
-            task = progress.add_task("colorize", total=None)
+    # stopped or failed before any image was written: no empty output folder is left
+    with new_folders_dropped_on_failure(out_dir):
+        with stop_cleanly(), no_traceback("colorize"):
             try:
-                report = colorize_files(
-                    paths,
-                    out_dir,
-                    colorizer,
-                    side_by_side=side_by_side,
-                    on_error=lambda m: say(f"error: {m}"),
-                    progress=lambda _: progress.advance(task),
-                    max_pixels=max_pixels,
-                    on_total=lambda n: progress.update(task, total=n),
-                )
-            except ValueError as exc:  # the output folder cannot be used at all
-                raise click.ClickException(str(exc)) from None
+                with converters_quiet():  # a runtime's import noise (an exported model's SDK)
+                    colorizer = open_colorizer(model, size=size, device=device, chroma_gain=chroma_gain)
+            except (ValueError, FileNotFoundError, KeyError, ImportError, RuntimeError) as exc:
+                raise click.ClickException(shown(str(exc))) from None
+            with progress_bar() as progress:
+                task = progress.add_task("colorize", total=None)
+                try:
+                    report = colorize_files(
+                        paths,
+                        out_dir,
+                        colorizer,
+                        side_by_side=side_by_side,
+                        on_error=lambda m: say(f"error: {m}"),
+                        progress=lambda _: progress.advance(task),
+                        max_pixels=max_pixels,
+                        on_total=lambda n: progress.update(task, total=n),
+                    )
+                except ValueError as exc:  # the output folder cannot be used at all
+                    raise click.ClickException(str(exc)) from None
     if report.swept:
         say(f"removed {len(report.swept)} unfinished temporary file(s) left in {shown(out_dir)} by an interrupted run")
     click.echo(

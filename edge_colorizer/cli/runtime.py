@@ -218,42 +218,44 @@ def bench(
     h, w = parse_hw(time_size, "--time-size")
     _require_calibration([RUNTIMES[r] for r in runtimes_], precisions, calibration)
     from edge_colorizer.inference import prepare_output_folder
-    from edge_colorizer.io import check_outside
+    from edge_colorizer.io import check_outside, new_folders_dropped_on_failure
 
-    try:  # before the run, not after its minutes
-        if data:  # its charts and tables would become photos of the next run
-            check_outside(out, data, "--data")
-        prepare_output_folder(out)
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
-    cfg = BenchConfig(
-        models=tuple(m for m in models.split(",") if m),
-        runtimes=runtimes_,
-        precisions=precisions,
-        data=data,
-        out=out,
-        size=size or 0,
-        max_images=max_images,
-        max_side=max_side,
-        time_height=h,
-        time_width=w,
-        throughput_batch=throughput_batch,
-        repeats=repeats,
-        threads=threads,
-        calibration=calibration or "",
-        calibration_images=calibration_images,
-    )
-    with stop_cleanly(), converters_quiet(), progress_bar() as bar:
-        task = bar.add_task("bench", total=None)
-        try:
-            rows, n_images = run_bench(
-                cfg,
-                log=say,
-                progress=lambda what, done, total: bar.update(task, description=what, completed=done, total=total),
-            )
-            paths = write_outputs(rows, cfg, n_images)
-        except (ValueError, OSError, RuntimeError) as exc:
+    # a run stopped or failed before its results leaves no empty folders behind (what it converted stays)
+    with new_folders_dropped_on_failure(out, "artifacts"):
+        try:  # before the run, not after its minutes
+            if data:  # its charts and tables would become photos of the next run
+                check_outside(out, data, "--data")
+            prepare_output_folder(out)
+        except ValueError as exc:
             raise click.ClickException(str(exc)) from None
+        cfg = BenchConfig(
+            models=tuple(m for m in models.split(",") if m),
+            runtimes=runtimes_,
+            precisions=precisions,
+            data=data,
+            out=out,
+            size=size or 0,
+            max_images=max_images,
+            max_side=max_side,
+            time_height=h,
+            time_width=w,
+            throughput_batch=throughput_batch,
+            repeats=repeats,
+            threads=threads,
+            calibration=calibration or "",
+            calibration_images=calibration_images,
+        )
+        with stop_cleanly(), converters_quiet(), progress_bar() as bar:
+            task = bar.add_task("bench", total=None)
+            try:
+                rows, n_images = run_bench(
+                    cfg,
+                    log=say,
+                    progress=lambda what, done, total: bar.update(task, description=what, completed=done, total=total),
+                )
+                paths = write_outputs(rows, cfg, n_images)
+            except (ValueError, OSError, RuntimeError) as exc:
+                raise click.ClickException(str(exc)) from None
     click.echo(markdown(rows, cfg, n_images))
     click.echo(f"wrote {', '.join(str(p) for p in paths.values())}")
     if fail_above_lpips is not None:

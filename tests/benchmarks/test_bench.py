@@ -1,5 +1,6 @@
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -223,6 +224,24 @@ def test_cli_refuses_an_unusable_out_before_the_run(setup, monkeypatch):
         assert result.exit_code == 1 and result.stderr.startswith(f"Error: {out}: "), result.output
         assert why in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert afile.read_text() == "x" and not (data / "results").exists()
+
+
+def test_a_run_stopped_or_failed_before_its_results_leaves_no_empty_folders(setup, monkeypatch):
+    import benchmarks.bench as bench
+
+    root, data, _ = setup
+
+    def stopped_converting(cfg, **kwargs):
+        (Path(cfg.out) / "artifacts").mkdir()
+        raise KeyboardInterrupt  # what Ctrl-C raises, and stop_cleanly turns into exit 130
+
+    monkeypatch.setattr(bench, "run_bench", stopped_converting)
+    out = root / "new" / "stopped"
+    result = CliRunner().invoke(main, ["bench", "--models", "gray", "--data", str(data), "--out", str(out)])
+    assert result.exit_code != 0 and not (root / "new").exists()
+    monkeypatch.setattr(bench, "run_bench", lambda cfg, **k: (_ for _ in ()).throw(ValueError("nope: bad model")))
+    result = CliRunner().invoke(main, ["bench", "--models", "gray", "--data", str(data), "--out", str(out)])
+    assert result.exit_code == 1 and "nope: bad model" in result.stderr and not (root / "new").exists()
 
 
 def test_cli_rejects_unknown_runtimes_precisions_and_missing_calibration(setup):

@@ -66,6 +66,7 @@ def test_sigterm_or_ctrl_c_mid_write_removes_the_temporary(tmp_path, tiny_ckpt, 
     assert proc.returncode == 128 + sig
     assert f"stopped by {sig.name}; unfinished outputs were removed" in stderr and "Traceback" not in stderr
     assert all_files(out) == []  # neither the temporary nor a partial output
+    assert not out.exists()  # the folder this run made, left empty, is gone too
 
 
 def test_sigkill_mid_write_leaves_a_temporary_that_the_next_run_sweeps_and_never_reads(tmp_path, tiny_ckpt):
