@@ -57,8 +57,20 @@ def artifact_metadata(
         "output": json.dumps({"name": OUTPUT_NAME, "dtype": "uint8", "layout": "NHWC", "channels": 3}),
         "lab": json.dumps({"white": WHITE_D65, "l_cent": L_CENT, "l_norm": L_NORM, "ab_norm": AB_NORM}),
         "checkpoint_sha256": file_sha256(checkpoint) if checkpoint and Path(checkpoint).is_file() else "",
+        "decoder": json.dumps(decoder_settings(colorizer.net)),
         **extra,
     }
+
+
+def decoder_settings(net) -> dict[str, float]:
+    """How the network turns its output into colour, as exported: the annealed mean's temperature (bin
+    heads) and the chroma gain; empty for a network without them."""
+    settings = {}
+    if getattr(net, "head_type", "") == "bins":
+        settings["temperature"] = float(net.temperature)
+    if hasattr(net, "chroma_gain"):
+        settings["chroma_gain"] = float(net.chroma_gain)
+    return settings
 
 
 def measure_parity(colorizer: ColorizerModule, runner: BaseRunner, images: list[np.ndarray] | None = None) -> Parity:

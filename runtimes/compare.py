@@ -4,6 +4,8 @@ exported artifact, max/mean uint8 difference, pass/fail against the format table
 
 from __future__ import annotations
 
+import copy
+import json
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,6 +47,29 @@ def at_size(colorizer: ColorizerModule, size: str | int | None) -> ColorizerModu
     computes what the artifact computes; itself when the size is unknown or the same."""
     size = int(size or 0)
     return colorizer.with_forms(size=size) if size and size != colorizer.size else colorizer
+
+
+def like_artifact(colorizer: ColorizerModule, meta: dict[str, str]) -> ColorizerModule:
+    """``colorizer`` as an artifact's metadata says it was exported: its network size and its chroma gain
+    (``export --chroma-gain``); a copy of the network where the gain differs, never ``colorizer`` changed.
+    A one-line ValueError for settings the colorizer refuses."""
+    try:
+        reference = at_size(colorizer, meta.get("network_size"))
+    except ValueError as exc:  # not a multiple of 8, ...
+        raise ValueError(f"network size in its metadata: {one_line(exc)}") from None
+    try:
+        gain = json.loads(meta.get("decoder") or "{}").get("chroma_gain")
+    except (ValueError, AttributeError):
+        raise ValueError(f"decoder settings in its metadata are not a JSON object: {meta.get('decoder')!r}") from None
+    if gain is None or not hasattr(reference.net, "set_chroma_gain") or gain == reference.net.chroma_gain:
+        return reference
+    net = copy.deepcopy(reference.net)
+    try:
+        net.set_chroma_gain(gain)
+    except (ValueError, TypeError):
+        raise ValueError(f"chroma gain in its metadata: {gain!r} is not a number > 0") from None
+    module = ColorizerModule(net, size=reference.size, resize=reference.resize, upsample=reference.upsample)
+    return module.to(reference.device).train(reference.training)
 
 
 def check_artifact(
@@ -92,9 +117,9 @@ def _check_given(
     if precision not in fmt.tolerances:  # a newer version's precision, or a damaged card
         return row(fmt.name, precision, fmt.runtime, "fail", f"precision {precision!r} unknown to this version")
     try:
-        reference = at_size(colorizer, meta.get("network_size"))
-    except ValueError as exc:  # a network size the colorizer refuses (not a multiple of 8, ...)
-        return row(fmt.name, precision, fmt.runtime, "fail", f"network size in its metadata: {one_line(exc)}")
+        reference = like_artifact(colorizer, meta)
+    except ValueError as exc:  # a network size or gain the colorizer refuses
+        return row(fmt.name, precision, fmt.runtime, "fail", str(exc))
     log(f"compare {shown(path)} ({fmt.name} {precision})")
     checked = check_artifact(reference, fmt, path, precision, threads)
     source, other = meta.get("checkpoint_sha256"), ""

@@ -165,6 +165,18 @@ def size_option(help_text: str = "Network input size (L is resized to it); defau
     )
 
 
+def chroma_gain_option(default_help: str):
+    from edge_colorizer.models.ab_bins import MAX_CHROMA_GAIN
+
+    return click.option(
+        "--chroma-gain",
+        type=FiniteRange(0, MAX_CHROMA_GAIN, min_open=True),
+        default=None,
+        help="Multiply the predicted colour by this (hue kept): above 1 more colourful, below 1 less; "
+        f"{default_help} 0-{MAX_CHROMA_GAIN:g}.",
+    )
+
+
 def max_pixels_option():
     return click.option(
         "--max-pixels",

@@ -9,7 +9,7 @@ import click
 
 from edge_colorizer.cli import main
 from edge_colorizer.cli.common import (
-    FiniteRange,
+    chroma_gain_option,
     converters_quiet,
     device_option,
     max_pixels_option,
@@ -21,7 +21,6 @@ from edge_colorizer.cli.common import (
 )
 from edge_colorizer.inference import DEFAULT_MODEL, EDGE_MODEL
 from edge_colorizer.io import new_folders_dropped_on_failure, shown
-from edge_colorizer.models.ab_bins import MAX_CHROMA_GAIN
 
 
 @main.command()
@@ -35,13 +34,7 @@ from edge_colorizer.models.ab_bins import MAX_CHROMA_GAIN
 )
 @size_option()
 @device_option
-@click.option(
-    "--chroma-gain",
-    type=FiniteRange(0, MAX_CHROMA_GAIN, min_open=True),
-    default=None,
-    help="Multiply the predicted colour by this (hue kept): above 1 more colourful, below 1 less; "
-    f"default: the gain stored with the model (the teacher's 1.1; 1 for the others). 0-{MAX_CHROMA_GAIN:g}.",
-)
+@chroma_gain_option("default: the gain stored with the model (the teacher's 1.1; 1 for the others).")
 @click.option("--side-by-side", is_flag=True, help="Write a gray|colour PNG grid instead of the colour image.")
 @max_pixels_option()
 def colorize(paths, out_dir, model, size, chroma_gain, device, side_by_side, max_pixels) -> None:

@@ -14,6 +14,7 @@ import click
 from edge_colorizer.cli import main
 from edge_colorizer.cli.common import (
     FiniteRange,
+    chroma_gain_option,
     converters_quiet,
     progress_bar,
     say,
@@ -86,6 +87,7 @@ def _calibration(folder: str | None, count: int):
     "--precision", type=click.Choice(PRECISIONS), default=None, help="Default: the format's first (see `models`)."
 )
 @size_option("Network input size baked into the artifact; default: the size stored with the model.")
+@chroma_gain_option("baked into the artifact; default: the gain stored with the model.")
 @click.option(
     "--out",
     "out_path",
@@ -100,7 +102,7 @@ def _calibration(folder: str | None, count: int):
 @click.option(
     "--shape", default=None, help="HxW input of a fixed-shape format (tflite; default 256x256), e.g. 1080x1920."
 )
-def export(model, fmt, precision, size, out_path, calibration, calibration_images, force, shape) -> None:
+def export(model, fmt, precision, size, chroma_gain, out_path, calibration, calibration_images, force, shape) -> None:
     """Export the uint8-in/uint8-out colorizer (Lab kernel inside) to a runtime format, parity-checked."""
     from edge_colorizer.inference import load_colorizer, resolve_model_path
     from runtimes.export import check_request, export_artifact
@@ -122,7 +124,7 @@ def export(model, fmt, precision, size, out_path, calibration, calibration_image
     with stop_cleanly():
         try:
             require_checkpoint(model, "export")
-            colorizer = load_colorizer(model, size=size)
+            colorizer = load_colorizer(model, size=size, chroma_gain=chroma_gain)
             images = _calibration(calibration, calibration_images)
             with converters_quiet(), working(f"export {model} to {fmt} {precision}, then its parity check"):
                 exported = export_artifact(

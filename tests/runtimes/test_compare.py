@@ -221,3 +221,38 @@ def test_compare_fails_an_artifact_with_odd_metadata_and_goes_on(onnx_artifact, 
     assert rows[0].startswith("FAIL") and "network size in its metadata" in rows[0]
     assert rows[1].startswith("FAIL") and "precision 'int4' unknown to this version" in rows[1]
     assert rows[2].startswith("PASS")
+
+
+def test_export_chroma_gain_is_baked_in_recorded_and_checked_by_compare(onnx_artifact, tiny_checkpoint, tmp_path):
+    import json
+
+    import onnx
+
+    from runtimes.export import read_artifact_metadata
+    from runtimes.formats import FORMATS
+
+    gained = tmp_path / "gained.onnx"
+    result = run("export", "--model", tiny_checkpoint, "--size", 64, "--chroma-gain", 1.5, "--out", gained)
+    assert result.exit_code == 0 and "parity vs torch: max" in result.output, result.output
+    decoder = json.loads(read_artifact_metadata(FORMATS["onnx"], gained)["decoder"])
+    assert decoder["chroma_gain"] == 1.5 and decoder["temperature"] > 0
+    assert json.loads(read_artifact_metadata(FORMATS["onnx"], onnx_artifact)["decoder"])["chroma_gain"] == 1.0
+    # compare rebuilds the reference at the artifact's gain: the gained file passes against its checkpoint
+    ok = run("compare", "--model", tiny_checkpoint, "--artifact", gained)
+    assert ok.exit_code == 0 and ok.output.count("PASS") == 1, ok.output
+    # a gain the metadata claims but the graph lacks fails parity; a gain that is no number is named
+    paths = []
+    for value in ("2.0", '{"chroma_gain": "abc"}'):
+        model = onnx.load(str(gained))
+        prop = next(p for p in model.metadata_props if p.key == "decoder")
+        prop.value = json.dumps({"chroma_gain": float(value)}) if value[0] != "{" else value
+        paths.append(tmp_path / f"odd{len(paths)}.onnx")
+        onnx.save(model, str(paths[-1]))
+    bad = run("compare", "--model", tiny_checkpoint, *(a for p in paths for a in ("--artifact", p)))
+    rows = [line for line in bad.output.splitlines() if line[:4] in ("PASS", "FAIL", "SKIP")]
+    assert bad.exit_code == 1 and "Traceback" not in bad.output and len(rows) == 2, bad.output
+    assert rows[0].startswith("FAIL") and rows[1].startswith("FAIL") and "chroma gain in its metadata" in rows[1]
+    for value in ("0", "nan", "3"):
+        refused = run("export", "--model", tiny_checkpoint, "--chroma-gain", value, "--out", tmp_path / "r.onnx")
+        assert refused.exit_code == 2 and "--chroma-gain" in refused.output
+    assert not (tmp_path / "r.onnx").exists()
