@@ -31,6 +31,7 @@ from edge_colorizer.metrics import ae, colorfulness, delta_e2000, mse, psnr, ssi
 from edge_colorizer.metrics.lpips import LPIPS, to_lpips_input
 from edge_colorizer.models import create_model, list_models
 from edge_colorizer.models.profile import count_macs, count_params
+from edge_colorizer.stopping import check_stop
 from edge_colorizer.timing import time_ms
 from runtimes.artifacts import artifact_size
 from runtimes.export import export_artifact, load_calibration, read_artifact_metadata
@@ -180,6 +181,7 @@ def load_eval_images(cfg: BenchConfig, log: Callable[[str], None] = print) -> li
             truth = read_truth(item.path, cfg.max_side, min_side=LPIPS_MIN_SIDE, options=frozenset({"--max-side"}))
             images.append(truth)
         except Exception as exc:  # one photo never ends the benchmark
+            check_stop()  # a stop that a library swallowed is no failure to go on past
             log(f"skip {why_skipped(item.path, exc)}")
     if not images:
         raise ValueError(f"{cfg.data}: no images to benchmark on")
@@ -318,6 +320,7 @@ def run_bench(
             try:
                 rows.append(artifact_row(spec, views, lpips, cfg, case(spec.label)))
             except Exception as exc:  # its runtime missing or failing: a row saying so
+                check_stop()  # a stop that a library swallowed is no failure to go on past
                 rows.append(Row(spec.label, "?", "?", f"failed: {one_line(exc, with_type=False)}"))
             continue
         params = count_params(spec.net)
@@ -334,6 +337,7 @@ def run_bench(
                     status("export" if format_for_runtime(runtime) else "load")
                     runner, row.size_mb = make_runner(spec, runtime, precision, cfg, calibration)
                 except Exception as exc:  # NotRun, a failed export (parity gate), a missing SDK: a row
+                    check_stop()  # a stop that a library swallowed is no failure to go on past
                     log(f"skip {spec.label} / {runtime} / {precision}: {one_line(exc)}")
                     row.note = f"not run: {one_line(exc, with_type=False)}"
                     rows.append(row)
@@ -344,6 +348,7 @@ def run_bench(
                             row, runner, spec, views, lpips, cfg, None if runtime == "torch" else reference, status
                         )
                 except Exception as exc:  # a runtime that fails to load or to infer: this row only
+                    check_stop()  # a stop that a library swallowed is no failure to go on past
                     log(f"failed {spec.label} / {runtime} / {precision}: {one_line(exc)}")
                     row = Row(
                         spec.label,

@@ -23,6 +23,7 @@ import torch
 
 from edge_colorizer.colorizer import ColorizerModule, GrayBaseline, colorize_reference
 from edge_colorizer.inference import load_colorizer
+from edge_colorizer.stopping import check_stop
 from edge_colorizer.timing import Timing, time_ms
 
 # targets of issue 10, on the CPU
@@ -162,6 +163,7 @@ def run_cuda(models: dict[str, ColorizerModule], repeats: int, warmup: int, comp
                     case = Case(case_name, lambda p=pipeline, x=x: p(x), torch.cuda.synchronize)
                     time_interleaved([case], repeats, warmup)
                 except Exception as exc:  # a row with its reason, the rest goes on
+                    check_stop()  # a stop that a library swallowed is no failure to go on past
                     reason = one_line(exc, with_type=True)
                     print(f"| {name} | {runtime} | {label} x{batch} | - | failed: {reason} | | |", flush=True)
                     continue

@@ -26,6 +26,7 @@ from edge_colorizer.io import (
     write_image,
 )
 from edge_colorizer.metrics import colorfulness, psnr
+from edge_colorizer.stopping import check_stop
 from edge_colorizer.timing import time_ms
 
 PAPER_SIZE = 256
@@ -158,6 +159,7 @@ def evaluate(
             rows = _scored(runs, truth, lpips)
             cf = colorfulness(truth)
         except Exception as exc:  # one photo never ends the run
+            check_stop()  # a stop that a library swallowed is no failure to go on past
             on_skip(why_skipped(path, exc))
             continue
         finally:

@@ -32,6 +32,7 @@ from edge_colorizer.io import (
     write_image,
 )
 from edge_colorizer.lab import lab_to_rgb, rgb_to_lab
+from edge_colorizer.stopping import check_stop
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 # Bundled models, by name: the file inside the package. Checkpoints (.pt) run in torch; an exported
@@ -259,6 +260,7 @@ def colorize_files(
                 write_image(job.dst, rgb, image.alpha, image.icc_profile, image.dpi, sweep=False)
             report.written.append(job.dst)
         except Exception as exc:  # one bad file never ends the batch: it is reported and skipped
+            check_stop()  # a stop that a library swallowed is no failure to go on past
             message = _failure(job.src, job.dst, exc)
             report.failed.append((job.src, message))
             on_error(message)

@@ -91,9 +91,13 @@ _INVISIBLE = {
 }
 
 
+_SGR = re.compile(r"\x1b\[[0-9;]*m")  # the colour codes some libraries put in their messages
+
+
 def one_line(exc: BaseException, limit: int = 300, with_type: bool = True) -> str:
-    """An exception as one short line: ``Type: message`` (or the message alone), whitespace collapsed."""
-    text = shown(" ".join(str(exc).split()))
+    """An exception as one short line: ``Type: message`` (or the message alone), whitespace collapsed,
+    colour codes dropped, other control characters shown escaped."""
+    text = shown(" ".join(_SGR.sub("", str(exc)).split()))
     text = f"{text[:limit]}..." if len(text) > limit else text
     if not text:
         return exc.__class__.__name__

@@ -19,12 +19,14 @@ from edge_colorizer.io import (
     default_file_mode,
     file_sha256,
     nearest_writable_folder,
+    new_folders_dropped_on_failure,
     remove_path,
     shown,
     sweep_target,
     temporary_name,
 )
 from edge_colorizer.lab import AB_NORM, L_CENT, L_NORM, WHITE_D65
+from edge_colorizer.stopping import check_stop
 from runtimes.runners import INPUT_NAME, OUTPUT_NAME, BaseRunner, Parity, TorchRunner, compare
 
 
@@ -126,25 +128,27 @@ def staged(out: str | Path, force: bool = False, folder: bool = False) -> Iterat
     existing one only with ``force``), on any exception it is removed. Files get the umask's mode."""
     out = Path(out)
     check_destination(out, force, folder)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ExportError(f"{out}: cannot create folder {out.parent} ({exc.strerror})") from None
-    sweep_target(out)  # what an exporter killed mid-write left (older versions' names too)
-    tmp = out.parent / temporary_name(out, suffix=out.suffix)
-    try:
-        if folder:
-            tmp.mkdir()
-        yield tmp
-        if not os.path.lexists(tmp):
-            raise ExportError(f"{out}: the exporter wrote nothing")
+    with new_folders_dropped_on_failure(out.parent):  # a failed export leaves no folders it made
         try:
-            _commit(tmp, out)
+            out.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise ExportError(f"{out}: cannot write ({exc.strerror or exc})") from None
-    finally:
-        if os.path.lexists(tmp):  # gone already after a successful rename
-            remove_path(tmp)
+            raise ExportError(f"{out}: cannot create folder {out.parent} ({exc.strerror})") from None
+        sweep_target(out)  # what an exporter killed mid-write left (older versions' names too)
+        tmp = out.parent / temporary_name(out, suffix=out.suffix)
+        try:
+            if folder:
+                tmp.mkdir()
+            yield tmp
+            check_stop()  # a stop that a converter swallowed: the artifact is not put in place
+            if not os.path.lexists(tmp):
+                raise ExportError(f"{out}: the exporter wrote nothing")
+            try:
+                _commit(tmp, out)
+            except OSError as exc:
+                raise ExportError(f"{out}: cannot write ({exc.strerror or exc})") from None
+        finally:
+            if os.path.lexists(tmp):  # gone already after a successful rename
+                remove_path(tmp)
 
 
 def _commit(tmp: Path, out: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ import numpy as np
 
 from edge_colorizer.colorizer import ColorizerModule
 from edge_colorizer.io import file_sha256, one_line, shown
+from edge_colorizer.stopping import check_stop
 from runtimes.artifacts import measure_parity
 from runtimes.export import export_artifact, read_artifact_metadata
 from runtimes.formats import FORMATS, Format, load_format_module
@@ -86,6 +88,7 @@ def check_artifact(
         runner = load_format_module(fmt).Runner(path, threads=threads, name=f"{fmt.name}/{precision}")
         parity = measure_parity(colorizer, runner, images)
     except Exception as exc:  # any runtime's load or inference error is this artifact's failure
+        check_stop()  # a stop that a library swallowed is no failure to go on past
         return ParityRow(fmt.name, precision, fmt.runtime, str(path), "fail", None, tolerance, one_line(exc))
     status = "pass" if parity.within(*tolerance) else "fail"
     return ParityRow(fmt.name, precision, fmt.runtime, str(path), status, parity, tolerance)
@@ -101,6 +104,8 @@ def _check_given(
         return ParityRow(fmt, precision, runtime, str(path), status, reason=reason, **measured)
 
     fmt = artifact_format(path)
+    if not os.path.lexists(path):
+        return row(fmt.name if fmt else "?", "?", fmt.runtime if fmt else "?", "fail", "no such file or folder")
     if fmt is None:
         suffixes = ", ".join(f.suffix for f in FORMATS.values())
         return row("?", "?", "?", "fail", f"unknown artifact type; suffixes: {suffixes}")
@@ -108,6 +113,7 @@ def _check_given(
     try:  # Core ML's metadata reads on Linux too, where its model cannot run
         meta = read_artifact_metadata(fmt, path)
     except Exception as exc:  # an unreadable artifact fails, it is not skipped
+        check_stop()  # a stop that a library swallowed is no failure to go on past
         if why:
             return row(fmt.name, "?", fmt.runtime, "skip", why)
         return row(fmt.name, "?", fmt.runtime, "fail", one_line(exc))
@@ -174,6 +180,7 @@ def compare_formats(
                 try:
                     export_artifact(colorizer, name, out, precision, calibration, model_name, checkpoint)
                 except Exception as exc:  # an export that fails (its own parity gate included) is a failed row
+                    check_stop()  # a stop that a library swallowed is no failure to go on past
                     rows.append(
                         ParityRow(
                             fmt.name,

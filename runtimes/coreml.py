@@ -28,6 +28,7 @@ import torch.nn as nn
 
 from edge_colorizer.colorizer import ColorizerModule
 from edge_colorizer.lab import AB_NORM, L_CENT, L_NORM, WHITE_D65
+from edge_colorizer.stopping import check_stop
 from runtimes.artifacts import ExportError, artifact_metadata, parity_gate, staged
 from runtimes.formats import FORMATS
 from runtimes.portable import FloatColorizer
@@ -300,6 +301,7 @@ def export(
         try:
             mlmodel = compress(_convert(module, color_layout, precision, deployment_target), precision, ready.net)
         except Exception as exc:  # torch.export and coremltools raise many types; one line naming the file
+            check_stop()  # a stop that a library swallowed is no failure to go on past
             raise ExportError(f"{out}: Core ML conversion failed ({exc.__class__.__name__}: {str(exc)[:300]})") from exc
         ops = mil_ops(mlmodel)
         metadata = artifact_metadata(

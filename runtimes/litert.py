@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from edge_colorizer.colorizer import ColorizerModule
+from edge_colorizer.stopping import check_stop
 from runtimes.artifacts import ExportError, artifact_metadata, measure_parity, parity_gate, staged
 from runtimes.formats import FORMATS
 from runtimes.portable import FloatColorizer, Uint8Colorizer
@@ -225,12 +226,14 @@ def export(
                 model = _convert(module, shape)
                 break
             except Exception as exc:  # litert-torch raises many types: the next graph is tried
+                check_stop()  # a stop that a library swallowed is no failure to go on past
                 failures.append(f"{graph}: {exc.__class__.__name__}: {' '.join(str(exc).split())[:200]}")
         else:
             raise ExportError(f"{out}: LiteRT conversion failed ({'; '.join(failures)})")
         try:
             model = quantize(model, precision, batches)
         except Exception as exc:  # one line naming the file
+            check_stop()  # a stop that a library swallowed is no failure to go on past
             raise ExportError(
                 f"{out}: LiteRT quantization failed ({exc.__class__.__name__}: {str(exc)[:300]})"
             ) from exc

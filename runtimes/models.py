@@ -13,6 +13,7 @@ import torch
 from edge_colorizer.colorizer import ColorizerModule
 from edge_colorizer.inference import UnfitInput, load_colorizer, resolve_model_path
 from edge_colorizer.io import one_line
+from edge_colorizer.stopping import check_stop
 from runtimes.formats import FORMATS, Format, load_format_module
 from runtimes.runners import INPUT_NAME, OUTPUT_NAME, BaseRunner
 
@@ -60,6 +61,7 @@ class ArtifactColorizer:
         except ImportError:  # the runtime is missing: its own one-line message
             raise
         except Exception as exc:  # a damaged or foreign file: the runtimes raise their own types
+            check_stop()  # a stop that a library swallowed is no failure to go on past
             raise ValueError(
                 f"{path}: not a valid {fmt.name} model for {fmt.runtime} ({one_line(exc, limit=160)})"
             ) from None

@@ -24,6 +24,7 @@ import torch
 
 from edge_colorizer.colorizer import ColorizerModule
 from edge_colorizer.io import one_line
+from edge_colorizer.stopping import check_stop
 from runtimes.artifacts import ExportError, artifact_metadata, measure_parity, parity_gate, staged
 from runtimes.formats import FORMATS
 from runtimes.runners import (
@@ -128,6 +129,7 @@ def _simplified(model):
     try:
         simplified, ok = simplify(model)
     except Exception:  # onnxsim raises assorted errors on graphs it cannot handle
+        check_stop()  # a stop that a library swallowed is no failure to go on past
         return None
     return simplified if ok else None
 
@@ -532,6 +534,7 @@ def export(
             try:
                 raw = _to_onnx(ready, name)
             except Exception as exc:  # an exporter that cannot handle the module: the next one is tried
+                check_stop()  # a stop that a library swallowed is no failure to go on past
                 failures.append(f"{name}: {one_line(exc)}")
                 continue
             uint8_at_the_edges(raw)
@@ -544,6 +547,7 @@ def export(
                 try:
                     parity = _check_and_measure(fp32, ready, tmp)
                 except Exception as exc:  # a graph the checker or ONNX Runtime refuses: the next candidate
+                    check_stop()  # a stop that a library swallowed is no failure to go on past
                     failures.append(f"{name}+{simplifier}: {one_line(exc)}")
                     continue
                 if parity.within(*FORMAT.tolerances["fp32"]):

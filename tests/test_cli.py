@@ -501,3 +501,20 @@ def test_every_float_option_refuses_nan_and_infinities(tmp_path):
         result = CliRunner().invoke(main, ["train", "--data", str(data), "--out", str(tmp_path / "o"), option, bad])
         assert result.exit_code == 2 and f"Invalid value for '{option}'" in result.output, (option, result.output)
         assert not (tmp_path / "o").exists()
+
+
+def test_a_stop_swallowed_inside_a_command_still_ends_it_as_a_stop(capsys):
+    import signal
+
+    from edge_colorizer.cli.common import stop_cleanly
+    from edge_colorizer.stopping import check_stop, record_stop
+
+    with pytest.raises(SystemExit) as end:
+        with stop_cleanly():
+            try:
+                raise record_stop(signal.SIGTERM)
+            except BaseException:  # a library that catches everything and goes on
+                pass
+    assert end.value.code == 128 + signal.SIGTERM
+    assert "stopped by SIGTERM; unfinished outputs were removed" in capsys.readouterr().err
+    check_stop()  # cleared when the command ended: the next one starts afresh

@@ -35,6 +35,7 @@ from edge_colorizer.evaluate import evaluate, paper_view
 from edge_colorizer.io import check_writable_file, one_line, same_file, shown
 from edge_colorizer.metrics.lpips import LPIPS
 from edge_colorizer.models.ab_bins import MAX_CHROMA_GAIN, good_chroma_gain
+from edge_colorizer.stopping import check_stop
 
 DEFAULT_TEMPERATURES = (0.38, 0.5, 0.7, 1.0, 1.5)
 # The bar is a colourfulness ratio of 0.6 on the evaluation pool. Validation photos (GCompris-like) come
@@ -370,6 +371,7 @@ def main() -> None:
         except (ValueError, OSError) as e:  # one line, no traceback: a refusal, an unreadable file
             ap.exit(1, f"release: {_about(str(e), args.checkpoint, args.val)}\n")
         except Exception as e:  # a bug or a library's surprise: still one line
+            check_stop()  # a stop that a library swallowed is no failure to go on past
             ap.exit(1, f"release: {shown(args.checkpoint)}: failed unexpectedly ({one_line(e)})\n")
 
 

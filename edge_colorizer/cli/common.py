@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from edge_colorizer.io import DEFAULT_MAX_PIXELS
+from edge_colorizer.stopping import Stopped, check_stop, clear_stop, record_stop
 
 err = Console(stderr=True)
 
@@ -196,15 +197,6 @@ def threads_option(default: int = 0):
 device_option = click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 
 
-class Stopped(BaseException):
-    """The command was stopped by a signal (SIGTERM, SIGHUP) or Ctrl-C; ``code`` is 128 + the signal."""
-
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.name = signal.Signals(signum).name
-        self.code = 128 + signum
-
-
 @contextmanager
 def stop_cleanly() -> Iterator[None]:
     """SIGTERM, SIGHUP and Ctrl-C stop the command by an exception in the main thread, so every
@@ -214,17 +206,20 @@ def stop_cleanly() -> Iterator[None]:
     """
 
     def handler(signum, frame):
-        raise Stopped(signum)
+        raise record_stop(signum)  # recorded too: a library that swallows the exception cannot lose it
 
+    clear_stop()
     previous = _install(handler)
     try:
         yield
+        check_stop()  # the block ended normally although a stop arrived (something swallowed it)
     except Stopped as stop:
         say(f"stopped by {stop.name}; unfinished outputs were removed")
         raise SystemExit(stop.code) from None
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+        clear_stop()
 
 
 def _install(handler) -> dict:

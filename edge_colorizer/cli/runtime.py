@@ -24,6 +24,8 @@ from edge_colorizer.cli.common import (
     working,
 )
 from edge_colorizer.inference import EDGE_MODEL
+from edge_colorizer.io import shown
+from edge_colorizer.stopping import check_stop
 from runtimes.formats import FORMATS, RUNTIMES
 
 LOCAL_FORMATS = tuple(f.name for f in FORMATS.values() if f.runs_on_linux and not f.needs_gpu)
@@ -145,6 +147,23 @@ def export(model, fmt, precision, size, chroma_gain, out_path, calibration, cali
         f"wrote {exported.path} ({fmt}, {precision}); parity vs torch: max {exported.parity.max_abs} "
         f"(limit {limit[0]}), mean {exported.parity.mean_abs:.5f} (limit {limit[1]}) uint8 levels"
     )
+
+
+def _recorded_model(artifacts) -> str | None:
+    """The bundled model every readable artifact records as its source, if they agree on one."""
+    from edge_colorizer.inference import BUNDLED
+    from runtimes.export import read_artifact_metadata
+    from runtimes.models import artifact_format
+
+    recorded = set()
+    for path in artifacts:
+        fmt = artifact_format(path)
+        try:
+            recorded.add(read_artifact_metadata(fmt, path).get("model", "") if fmt else "")
+        except Exception:  # unreadable: its own row says so
+            check_stop()
+    recorded.discard("")
+    return recorded.pop() if len(recorded) == 1 and next(iter(recorded)) in BUNDLED else None
 
 
 def _require_calibration(formats, precisions, calibration) -> None:
@@ -269,7 +288,12 @@ def bench(
 
 
 @main.command()
-@click.option("--model", default=EDGE_MODEL, show_default=True, help="Bundled model name or checkpoint path.")
+@click.option(
+    "--model",
+    default=None,
+    help=f"Bundled model name or checkpoint path (the reference); default: {EDGE_MODEL}, or with --artifact "
+    "the bundled model the artifacts record as their source.",
+)
 @click.option(
     "--formats",
     default=None,
@@ -287,8 +311,9 @@ def bench(
     "--artifact",
     "artifacts",
     multiple=True,
-    type=click.Path(exists=True),
-    help="Check this existing artifact as it is (repeatable); its format is known by its suffix.",
+    type=click.Path(),
+    help="Check this existing artifact as it is (repeatable; a missing or unreadable one is a failed row); "
+    "its format is known by its suffix, its network size and chroma gain by its metadata.",
 )
 @size_option()
 @threads_option()
@@ -310,24 +335,34 @@ def compare(model, formats, precisions, artifacts, size, threads, calibration, c
         if orphans:
             raise click.UsageError(f"--precisions {', '.join(orphans)}: none of {', '.join(formats)} has it")
     _require_calibration([FORMATS[f] for f in formats], precisions or (), calibration)
-    try:
-        require_checkpoint(model, "compare (torch is the reference)")
-        colorizer = load_colorizer(model, size=size)
-        with converters_quiet(), working(f"parity of {model} in each format"):
-            rows = compare_formats(
-                colorizer,
-                list(formats),
-                list(precisions) if precisions else None,
-                artifacts=list(artifacts),
-                calibration=_calibration(calibration, calibration_images),
-                model_name=model,
-                checkpoint=resolve_model_path(model),
-                threads=threads,
-                log=say,
-            )
-    except (ValueError, OSError, RuntimeError) as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(f"parity vs torch fp32 on runtimes.runners.parity_images(), uint8 levels ({model}):")
+    if not formats:  # only existing artifacts: nothing is exported, and each says its own network size
+        given = [name for name, value in (("--size", size), ("--calibration", calibration)) if value is not None]
+        if given:  # said, not refused: the check itself is what was asked for
+            verb = "apply" if len(given) > 1 else "applies"
+            say(f"note: {' and '.join(given)} {verb} to --formats only; an --artifact is checked as it was exported")
+    if model is None:
+        model = _recorded_model(artifacts) or EDGE_MODEL
+        if artifacts:
+            say(f"reference: {model}")
+    with stop_cleanly():
+        try:
+            require_checkpoint(model, "compare (torch is the reference)")
+            colorizer = load_colorizer(model, size=size)
+            with converters_quiet(), working(f"parity of {shown(model)} in each format"):
+                rows = compare_formats(
+                    colorizer,
+                    list(formats),
+                    list(precisions) if precisions else None,
+                    artifacts=list(artifacts),
+                    calibration=_calibration(calibration, calibration_images),
+                    model_name=model,
+                    checkpoint=resolve_model_path(model),
+                    threads=threads,
+                    log=say,
+                )
+        except (ValueError, OSError, RuntimeError) as exc:
+            raise click.ClickException(shown(str(exc))) from None
+    click.echo(f"parity vs torch fp32 on runtimes.runners.parity_images(), uint8 levels ({shown(model)}):")
     for row in rows:
         click.echo(row.line())
     failed = [r for r in rows if r.status == "fail"]

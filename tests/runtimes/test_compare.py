@@ -256,3 +256,30 @@ def test_export_chroma_gain_is_baked_in_recorded_and_checked_by_compare(onnx_art
         refused = run("export", "--model", tiny_checkpoint, "--chroma-gain", value, "--out", tmp_path / "r.onnx")
         assert refused.exit_code == 2 and "--chroma-gain" in refused.output
     assert not (tmp_path / "r.onnx").exists()
+
+
+def test_compare_takes_the_recorded_model_goes_on_past_a_missing_artifact_and_stops_cleanly(
+    tiny_checkpoint, tmp_path, monkeypatch
+):
+    import signal
+
+    import runtimes.compare
+    from edge_colorizer.inference import BUNDLED
+    from edge_colorizer.stopping import record_stop
+
+    monkeypatch.setitem(BUNDLED, "tiny-bundled", tiny_checkpoint)
+    artifact = tmp_path / "t.onnx"
+    assert run("export", "--model", "tiny-bundled", "--size", 64, "--out", artifact).exit_code == 0
+    # no --model: the artifact's own source is the reference (was: the default model, a certain failure)
+    result = run("compare", "--artifact", tmp_path / "gone.onnx", "--artifact", artifact, "--size", 64)
+    rows = [line for line in result.output.splitlines() if line[:4] in ("PASS", "FAIL", "SKIP")]
+    assert result.exit_code == 1 and "reference: tiny-bundled" in result.stderr, result.output
+    assert rows[0].startswith("FAIL") and "gone.onnx; no such file or folder" in rows[0]
+    assert rows[1].startswith("PASS") and "note: --size applies to --formats only" in result.stderr
+
+    def stopped(*args, **kwargs):
+        raise record_stop(signal.SIGINT)  # what Ctrl-C raises under the command's handler
+
+    monkeypatch.setattr(runtimes.compare, "compare_formats", stopped)
+    result = run("compare", "--model", tiny_checkpoint, "--formats", "onnx")
+    assert result.exit_code == 130 and "stopped by SIGINT; unfinished outputs were removed" in result.stderr

@@ -347,3 +347,24 @@ def test_a_chroma_gain_travels_into_the_graph(tiny_net, tmp_path):
         return np.abs(rgb - rgb.mean(-1, keepdims=True)).mean()
 
     assert spread(out) > 1.1 * spread(ref)
+
+
+def test_a_stop_that_an_exporter_swallows_still_stops_the_export(tiny, tmp_path, monkeypatch):
+    """torch's exporter has been seen to wrap a Ctrl-C that landed inside it in its own error, so the
+    next exporter ran and the artifact was written: the stop is recorded, and the fallback raises it."""
+    import signal
+
+    import runtimes.onnx as onnx_module
+    from edge_colorizer.stopping import Stopped, clear_stop, record_stop
+
+    def swallowing(ready, name):
+        record_stop(signal.SIGINT)  # what the CLI's handler does before raising
+        raise RuntimeError("Failed to export the model with torch.export")  # what the exporter raised instead
+
+    monkeypatch.setattr(onnx_module, "_to_onnx", swallowing)
+    try:
+        with pytest.raises(Stopped) as stop:
+            export(tiny, tmp_path / "sub" / "m.onnx", exporter="auto")
+    finally:
+        clear_stop()
+    assert stop.value.code == 130 and list(tmp_path.iterdir()) == []  # no artifact, no folder made for it
