@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import click
 import numpy as np
 import pytest
@@ -518,3 +520,45 @@ def test_a_stop_swallowed_inside_a_command_still_ends_it_as_a_stop(capsys):
     assert end.value.code == 128 + signal.SIGTERM
     assert "stopped by SIGTERM; unfinished outputs were removed" in capsys.readouterr().err
     check_stop()  # cleared when the command ended: the next one starts afresh
+
+
+def test_an_empty_path_or_model_is_a_usage_error_not_the_current_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "keep.png").write_bytes(b"mine")  # what colorize --out '' would have replaced
+    cases = [
+        ["colorize", "x.png", "--out", ""],
+        ["colorize", "x.png", "--out", "o", "--model", " "],
+        ["evaluate", "--data", ".", "--model", "student", "--model", ""],
+        ["evaluate", "--data", ".", "--json", ""],
+        ["export", "--model", ""],
+        ["bench", "--data", ".", "--out", ""],
+        ["compare", "--model", ""],
+        ["data", "prepare", "--out", ""],
+        ["train", "--data", ".", "--out", ""],
+        ["compress", "prune", "--model", "student", "--out", "", "--data", "."],
+        ["video", "in.mp4", "--out", ""],
+        ["evaluate-video", "--json", ""],
+    ]
+    for args in cases:
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 2 and "empty; name a file, folder or model" in result.output, (args, result.output)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.png"]
+    assert (tmp_path / "keep.png").read_bytes() == b"mine"
+
+
+def test_data_prepare_names_a_folder_it_cannot_create_before_any_download(tmp_path, monkeypatch):
+    import edge_colorizer.data.sources
+
+    monkeypatch.setattr(edge_colorizer.data.sources, "prepare", lambda *a, **k: pytest.fail("it started"))
+    (tmp_path / "afile").write_text("")
+    result = CliRunner().invoke(main, ["data", "prepare", "--out", str(tmp_path / "afile" / "pools")])
+    assert result.exit_code == 1 and "cannot create the output folder (Not a directory)" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+    def failing(out, **kwargs):
+        raise PermissionError(13, "Permission denied", str(Path(out) / "train"))
+
+    monkeypatch.setattr(edge_colorizer.data.sources, "prepare", failing)
+    result = CliRunner().invoke(main, ["data", "prepare", "--out", str(tmp_path / "new" / "pools")])
+    assert result.exit_code == 1 and result.output.strip().endswith("pools/train: Permission denied"), result.output
+    assert not (tmp_path / "new").exists()  # the folders it made for the run are gone with it

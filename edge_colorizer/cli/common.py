@@ -148,6 +148,15 @@ class FiniteRange(click.FloatRange):
         return number
 
 
+def not_empty(ctx: click.Context, param: click.Parameter, value):
+    """A file, folder or model given as '' (an unset shell variable, say) is a usage error; opened as a path
+    it would be the current folder."""
+    for item in value if isinstance(value, tuple) else (value,):
+        if isinstance(item, str) and not item.strip():
+            raise click.BadParameter("empty; name a file, folder or model")
+    return value
+
+
 def _multiple_of_8(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
     if value is not None and value % 8:
         raise click.BadParameter(f"{value} is not a multiple of 8")

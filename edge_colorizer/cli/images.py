@@ -14,6 +14,7 @@ from edge_colorizer.cli.common import (
     device_option,
     max_pixels_option,
     no_traceback,
+    not_empty,
     progress_bar,
     say,
     size_option,
@@ -25,12 +26,13 @@ from edge_colorizer.io import new_folders_dropped_on_failure, shown
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True)
-@click.option("--out", "out_dir", required=True, help="Output folder.")
+@click.option("--out", "out_dir", required=True, help="Output folder.", callback=not_empty)
 @click.option(
     "--model",
     default=DEFAULT_MODEL,
     show_default=True,
     help="Bundled model, checkpoint or exported artifact (.onnx, ...).",
+    callback=not_empty,
 )
 @size_option()
 @device_option
@@ -81,7 +83,7 @@ def colorize(paths, out_dir, model, size, chroma_gain, device, side_by_side, max
 
 @main.command("evaluate")
 @click.option("--data", required=True, type=click.Path(exists=True, file_okay=False))
-@click.option("--model", "models", multiple=True, default=[EDGE_MODEL], show_default=True)
+@click.option("--model", "models", multiple=True, default=[EDGE_MODEL], show_default=True, callback=not_empty)
 @size_option()
 @click.option(
     "--max-side",
@@ -90,9 +92,16 @@ def colorize(paths, out_dir, model, size, chroma_gain, device, side_by_side, max
     show_default=True,
     help="Resize photos so the long side is at most this (0: their own size).",
 )
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the results as JSON.")
+@click.option(
+    "--json", "json_path", type=click.Path(dir_okay=False), help="Also write the results as JSON.", callback=not_empty
+)
 @click.option("--time", "timing", is_flag=True, help="Also time each model on one 256x256 and one 1080p image.")
-@click.option("--grid", type=click.Path(dir_okay=False), help="Write a PNG: gray | each model | truth, 6 photos.")
+@click.option(
+    "--grid",
+    type=click.Path(dir_okay=False),
+    help="Write a PNG: gray | each model | truth, 6 photos.",
+    callback=not_empty,
+)
 @click.option("--lpips/--no-lpips", "with_lpips", default=True, show_default=True, help="Also LPIPS (AlexNet).")
 @max_pixels_option()
 def evaluate_cmd(data, models, size, max_side, json_path, timing, grid, with_lpips, max_pixels) -> None:

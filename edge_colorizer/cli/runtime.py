@@ -16,6 +16,7 @@ from edge_colorizer.cli.common import (
     FiniteRange,
     chroma_gain_option,
     converters_quiet,
+    not_empty,
     progress_bar,
     say,
     size_option,
@@ -83,7 +84,9 @@ def _calibration(folder: str | None, count: int):
 
 
 @main.command()
-@click.option("--model", default=EDGE_MODEL, show_default=True, help="Bundled model name or checkpoint path.")
+@click.option(
+    "--model", default=EDGE_MODEL, show_default=True, help="Bundled model name or checkpoint path.", callback=not_empty
+)
 @click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default="onnx", show_default=True)
 @click.option(
     "--precision", type=click.Choice(PRECISIONS), default=None, help="Default: the format's first (see `models`)."
@@ -197,7 +200,13 @@ def _require_calibration(formats, precisions, calibration) -> None:
     help=f"Comma-separated, from: {', '.join(PRECISIONS)}; a runtime without one gets a 'not run' row.",
 )
 @click.option("--data", required=True, type=click.Path(exists=True, file_okay=False), help="Folder of colour photos.")
-@click.option("--out", default="out/bench", show_default=True, help="Folder for results.md/csv/json and pareto.png.")
+@click.option(
+    "--out",
+    default="out/bench",
+    show_default=True,
+    help="Folder for results.md/csv/json and pareto.png.",
+    callback=not_empty,
+)
 @size_option("Network input size for every checkpoint; default: each one's stored size, else 256.")
 @click.option("--max-images", type=click.IntRange(0), default=0, show_default=True, help="Use the first N (0 = all).")
 @click.option(
@@ -293,6 +302,7 @@ def bench(
     default=None,
     help=f"Bundled model name or checkpoint path (the reference); default: {EDGE_MODEL}, or with --artifact "
     "the bundled model the artifacts record as their source.",
+    callback=not_empty,
 )
 @click.option(
     "--formats",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from contextlib import nullcontext
 
 import click
@@ -11,6 +12,7 @@ from edge_colorizer.cli.common import (
     FiniteRange,
     end_if_stopped,
     no_traceback,
+    not_empty,
     progress_bar,
     say,
     stop_after_step,
@@ -49,7 +51,9 @@ DECODERS = ("plain", "dynamic")
     help="Share of training samples that are whole photos squashed to the square (the view inference gives).",
 )
 @click.option("--val", type=click.Path(exists=True, file_okay=False), help="Validation photos: best weights are kept.")
-@click.option("--out", default=None, help="Run folder (checkpoints, logs, samples); default runs/<recipe>.")
+@click.option(
+    "--out", default=None, help="Run folder (checkpoints, logs, samples); default runs/<recipe>.", callback=not_empty
+)
 @click.option(
     "--recipe",
     "recipe_name",
@@ -183,32 +187,39 @@ def data() -> None:
 
 
 @data.command("prepare")
-@click.option("--out", required=True, help="Output folder (train/, val/, eval/).")
-@click.option("--cache", default=None, help="Where .debs are downloaded/unpacked.")
+@click.option("--out", required=True, help="Output folder (train/, val/, eval/).", callback=not_empty)
+@click.option("--cache", default=None, help="Where .debs are downloaded/unpacked.", callback=not_empty)
 def data_prepare(out, cache) -> None:
     """Build the pools from Debian packages (apt-get download + dpkg -x; nothing is installed)."""
     from edge_colorizer.data.sources import prepare
-    from edge_colorizer.io import check_writable_folder
+    from edge_colorizer.inference import prepare_output_folder
+    from edge_colorizer.io import new_folders_dropped_on_failure, os_reason, shown
 
-    try:  # one line before any download, as every command that writes a folder
-        for folder in (out, cache):
-            if folder:
-                check_writable_folder(folder)
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
-    with stop_cleanly(), progress_bar() as progress:
-        task = progress.add_task("packages", total=None)
-
-        done = [0]
-
-        def started(name: str, total: int) -> None:  # the bar counts the packages done, names the one begun
-            progress.update(task, total=total, completed=done[0], description=name)
-            done[0] += 1
-
-        try:
-            prepare(out, cache=cache, log=say, on_package=started)
-        except (RuntimeError, OSError) as exc:
+    folders = [folder for folder in (out, cache) if folder]
+    with contextlib.ExitStack() as made:
+        for folder in folders:  # a failed or stopped run leaves no empty folders it made
+            made.enter_context(new_folders_dropped_on_failure(folder))
+        try:  # one line before any download, as every command that writes a folder
+            for folder in folders:
+                prepare_output_folder(folder)
+        except ValueError as exc:
             raise click.ClickException(str(exc)) from None
+        with stop_cleanly(), progress_bar() as progress:
+            task = progress.add_task("packages", total=None)
+
+            done = [0]
+
+            def started(name: str, total: int) -> None:  # the bar counts the packages done, names the one begun
+                progress.update(task, total=total, completed=done[0], description=name)
+                done[0] += 1
+
+            try:
+                prepare(out, cache=cache, log=say, on_package=started)
+            except OSError as exc:  # a folder that cannot be written after all (a pseudo-filesystem, full disk)
+                where = f"{shown(exc.filename)}: " if exc.filename else ""
+                raise click.ClickException(f"{where}{os_reason(exc)}") from None
+            except RuntimeError as exc:
+                raise click.ClickException(str(exc)) from None
 
 
 def _finetune_options(fn):
@@ -303,8 +314,8 @@ def compress() -> None:
 
 
 @compress.command("prune")
-@click.option("--model", required=True, help="Bundled model name or checkpoint to prune.")
-@click.option("--out", required=True, help="Output folder (model.pt, CARD.md).")
+@click.option("--model", required=True, help="Bundled model name or checkpoint to prune.", callback=not_empty)
+@click.option("--out", required=True, help="Output folder (model.pt, CARD.md).", callback=not_empty)
 @click.option(
     "--ratio",
     type=FiniteRange(0, 1, min_open=True, max_open=True),
@@ -355,7 +366,9 @@ def compress_prune(model, out, ratio, target_gmacs, rounds, importance, round_to
 
 
 @compress.command("distill")
-@click.option("--teacher", required=True, help="Bundled model name or checkpoint with an ab-bins head.")
+@click.option(
+    "--teacher", required=True, help="Bundled model name or checkpoint with an ab-bins head.", callback=not_empty
+)
 @click.option(
     "--student",
     "--model",
@@ -363,9 +376,10 @@ def compress_prune(model, out, ratio, target_gmacs, rounds, importance, round_to
     default="unet_s",
     show_default=True,
     help="An architecture (from scratch), a bundled model or a checkpoint (fine-tuned).",
+    callback=not_empty,
 )
 @click.option("--width", type=click.IntRange(4, 256), default=None, help="Student architecture width.")
-@click.option("--out", required=True, help="Output folder (model.pt, CARD.md).")
+@click.option("--out", required=True, help="Output folder (model.pt, CARD.md).", callback=not_empty)
 @click.option("--baseline", is_flag=True, help="Also train the student without the teacher and compare.")
 @_finetune_options
 def compress_distill(teacher, student, width, out, baseline, resume, **ft):
@@ -394,8 +408,8 @@ def compress_distill(teacher, student, width, out, baseline, resume, **ft):
 
 
 @compress.command("quantize")
-@click.option("--model", required=True, help="Bundled model name or checkpoint (the fp32 parent).")
-@click.option("--out", required=True, help="Output folder (artifact, CARD.md).")
+@click.option("--model", required=True, help="Bundled model name or checkpoint (the fp32 parent).", callback=not_empty)
+@click.option("--out", required=True, help="Output folder (artifact, CARD.md).", callback=not_empty)
 @click.option("--data", required=True, type=click.Path(exists=True, file_okay=False), help="Calibration photos.")
 @click.option("--val", required=True, type=click.Path(exists=True, file_okay=False), help="Validation photos.")
 @click.option("--format", "fmt", type=click.Choice(["onnx", "openvino"]), default="onnx", show_default=True)

@@ -15,6 +15,7 @@ from edge_colorizer.cli.common import (
     FiniteRange,
     device_option,
     no_traceback,
+    not_empty,
     progress_bar,
     say,
     size_option,
@@ -69,9 +70,17 @@ def runtime_colorize(model: str, runtime: str, size: int | None, stack: contextl
 
 @main.command("video")
 @click.argument("source", required=False, type=click.Path(dir_okay=False))
-@click.option("--out", type=click.Path(dir_okay=False), help="Output video (.mp4, .mov, .mkv, .avi).")
+@click.option(
+    "--out", type=click.Path(dir_okay=False), help="Output video (.mp4, .mov, .mkv, .avi).", callback=not_empty
+)
 @click.option("--camera", type=int, default=None, help="Read live camera N (OpenCV) instead of a file.")
-@click.option("--model", default=EDGE_MODEL, show_default=True, help="Bundled model, checkpoint, or an artifact.")
+@click.option(
+    "--model",
+    default=EDGE_MODEL,
+    show_default=True,
+    help="Bundled model, checkpoint, or an artifact.",
+    callback=not_empty,
+)
 @click.option(
     "--runtime",
     type=click.Choice(_runtime_names()),
@@ -210,7 +219,9 @@ def _camera(index: int, colorize, out: str | None, show: bool, max_frames: int) 
     show_default=True,
     help="Folder of colour photos, or 'skimage' for scikit-image's sample photos.",
 )
-@click.option("--model", "models", multiple=True, default=[EDGE_MODEL, "teacher"], show_default=True)
+@click.option(
+    "--model", "models", multiple=True, default=[EDGE_MODEL, "teacher"], show_default=True, callback=not_empty
+)
 @click.option(
     "--smooth",
     "strengths",
@@ -223,7 +234,9 @@ def _camera(index: int, colorize, out: str | None, show: bool, max_frames: int) 
 @click.option("--frames", type=click.IntRange(2), default=24, show_default=True, help="Frames per clip.")
 @click.option("--max-photos", type=click.IntRange(1), default=6, show_default=True)
 @click.option("--lpips/--no-lpips", "with_lpips", default=True, show_default=True)
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the results as JSON.")
+@click.option(
+    "--json", "json_path", type=click.Path(dir_okay=False), help="Also write the results as JSON.", callback=not_empty
+)
 def evaluate_video_cmd(photos, models, strengths, frames, max_photos, with_lpips, json_path) -> None:
     """Temporal stability on pan-and-zoom clips of colour photos: per-frame LPIPS and flicker vs truth."""
     from dataclasses import asdict
