@@ -89,14 +89,19 @@ def parity_gate(where: str | Path, parity: Parity, tolerance: tuple[int, float])
         )
 
 
+def check_named(out: Path) -> None:
+    """A one-line ExportError if ``out`` names no file or folder of its own ('.', '..', '')."""
+    if out.name in ("", ".", ".."):
+        raise ExportError(f"{shown(out)}: names a folder; give the artifact a name")
+
+
 def check_destination(out: Path, force: bool, folder: bool = False) -> None:
     """One-line errors, before any work: no file name, a name the runtimes cannot open (not UTF-8), an
     existing artifact without ``force`` (with it, one of the other kind: a folder where the artifact is a
     file or the reverse), a folder that cannot be created (a path under a file) or written (read-only, a
     name too long, a pseudo-filesystem: a temporary of the artifact's name is created there and removed)."""
     name = shown(out)
-    if out.name in ("", ".", ".."):
-        raise ExportError(f"{name}: names a folder; give the artifact a name")
+    check_named(out)
     if len(os.fsencode(out.name)) > NAME_MAX:
         raise ExportError(f"{name}: a name longer than {NAME_MAX} bytes, which no common file system takes")
     try:

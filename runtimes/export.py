@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from edge_colorizer.colorizer import ColorizerModule
+from edge_colorizer.inference import BUNDLED
 from edge_colorizer.io import NAME_MAX, fit_long_side, same_file, shown
-from runtimes.artifacts import ExportError, check_destination
+from runtimes.artifacts import ExportError, check_destination, check_named
 from runtimes.formats import Format, get_format, load_format_module
 from runtimes.models import artifact_format
 from runtimes.runners import Exported
@@ -90,17 +91,22 @@ def _check_target(spec: Format, out: Path, force: bool, checkpoint: str | Path |
     """Before any work: the destination's own checks, a name that says the format (compare, bench and
     colorize know an artifact by it), never the checkpoint itself, and ``force`` replaces only an
     artifact of the same format (a folder of someone's files is not one)."""
-    check_destination(out, force, spec.folder)
     name = shown(out)
-    if len(os.fsencode(out.name + spec.sidecar)) > NAME_MAX:
-        raise ExportError(f"{name}: with its {spec.sidecar} card beside it, a name longer than {NAME_MAX} bytes")
+    # the name first: an existing file of the wrong name is not worth a --force that would fail next
+    check_named(out)
     if artifact_format(out) is not spec:
         raise ExportError(
             f"{name}: {spec.name} artifacts' names end in {spec.suffix} (compare, bench and colorize "
             "know the format by it)"
         )
+    check_destination(out, force, spec.folder)
+    if len(os.fsencode(out.name + spec.sidecar)) > NAME_MAX:
+        raise ExportError(f"{name}: with its {spec.sidecar} card beside it, a name longer than {NAME_MAX} bytes")
     if checkpoint is not None and same_file(out, checkpoint):
         raise ExportError(f"{name}: is the checkpoint being exported; write the artifact to another name")
+    bundled = next((model for model, path in BUNDLED.items() if same_file(out, path)), None)
+    if bundled is not None:
+        raise ExportError(f"{name}: is the bundled model {bundled!r}; write the artifact to another name")
     if force and spec.folder and out.is_dir() and any(out.iterdir()):
         load_format_module(spec)  # a missing SDK says which extra to install, not "not an artifact"
         try:

@@ -283,3 +283,20 @@ def test_compare_takes_the_recorded_model_goes_on_past_a_missing_artifact_and_st
     monkeypatch.setattr(runtimes.compare, "compare_formats", stopped)
     result = run("compare", "--model", tiny_checkpoint, "--formats", "onnx")
     assert result.exit_code == 130 and "stopped by SIGINT; unfinished outputs were removed" in result.stderr
+
+
+def test_export_names_a_wrong_suffix_before_an_existing_file_and_never_replaces_a_bundled_model(
+    tiny_checkpoint, tmp_path, monkeypatch
+):
+    from edge_colorizer.inference import BUNDLED
+
+    existing = tmp_path / "s.onnx"
+    existing.write_bytes(b"someone's model")
+    wrong = run("export", "--model", tiny_checkpoint, "--format", "tflite", "--out", existing)
+    assert wrong.exit_code == 1 and "tflite artifacts' names end in .tflite" in wrong.output  # not "pass --force"
+    bundled = tmp_path / "bundled_int8.onnx"
+    bundled.write_bytes(b"the package's own")
+    monkeypatch.setitem(BUNDLED, "student-int8", bundled)
+    refused = run("export", "--model", tiny_checkpoint, "--size", 64, "--out", bundled, "--force")
+    assert refused.exit_code == 1 and "is the bundled model 'student-int8'" in refused.output
+    assert existing.read_bytes() == b"someone's model" and bundled.read_bytes() == b"the package's own"
