@@ -562,3 +562,18 @@ def test_data_prepare_names_a_folder_it_cannot_create_before_any_download(tmp_pa
     result = CliRunner().invoke(main, ["data", "prepare", "--out", str(tmp_path / "new" / "pools")])
     assert result.exit_code == 1 and result.output.strip().endswith("pools/train: Permission denied"), result.output
     assert not (tmp_path / "new").exists()  # the folders it made for the run are gone with it
+
+
+def test_train_init_and_steps_0_reach_the_config_and_steps_0_needs_a_stage(tmp_path, monkeypatch):
+    import training.train
+
+    seen = []
+    monkeypatch.setattr(training.train, "train", lambda cfg, **kw: seen.append(cfg))
+    data = tmp_path / "d"
+    data.mkdir()
+    args = ["train", "--data", str(data), "--out", str(tmp_path / "o"), "--recipe", "gan-teacher"]
+    assert CliRunner().invoke(main, [*args, "--init", "teacher", "--steps", "0", "--perceptual", "5"]).exit_code == 0
+    assert seen[0].init == "teacher" and [s.name for s in seen[0].stages()] == ["gan"]
+    for extra in (["--gan-steps", "0"], ["--recipe", "student"]):
+        result = CliRunner().invoke(main, [*args, "--steps", "0", *extra])
+        assert result.exit_code == 2 and "--steps 0 leaves nothing to train" in result.output, result.output

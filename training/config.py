@@ -66,6 +66,9 @@ class TrainConfig:
     out: str = "runs/student"
     model: str = "unet_s"
     model_args: dict = field(default_factory=dict)
+    # start from this model's weights (a bundled name or checkpoint of the same architecture: a fine-tune);
+    # empty = the model's own initialisation (ImageNet encoder weights where it has them)
+    init: str = ""
     # the supervised objective
     loss: str = "bins"  # "bins" (cross-entropy over ab bins, class-rebalanced) or "l1"
     l1_weight: float = 1.0  # added L1 on the decoded ab (both losses)

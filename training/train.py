@@ -14,12 +14,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 import torch.nn as nn
 
 from edge_colorizer.checkpoint import load_model, read_torch_file, save_model
 from edge_colorizer.colorizer import ColorizerModule
 from edge_colorizer.data.dataset import ColorizationDataset
-from edge_colorizer.io import check_outside, check_writable_folder
+from edge_colorizer.io import check_outside, check_writable_folder, one_line
 from edge_colorizer.models import create_model
 from training.config import TrainConfig
 from training.loop import (
@@ -161,6 +162,22 @@ def _objective(cfg: TrainConfig, stage: str, class_weights, perceptual: nn.Modul
     return Adversarial(sup, disc, gan.lr_d, gan.betas, gan.gan_loss, gan.gan_lambda)
 
 
+def load_init(model: nn.Module, init: str) -> None:
+    """``model`` (built from the recipe, so it decodes as the recipe trains: its temperature, no chroma
+    gain) takes the weights of ``init``, a bundled name or checkpoint; a one-line ValueError if they do
+    not fit it."""
+    from edge_colorizer.checkpoint import load_checkpoint
+    from edge_colorizer.inference import resolve_model_path
+
+    state = load_checkpoint(resolve_model_path(init))["state_dict"]
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).split("\n\t")[1] if "\n\t" in str(exc) else one_line(exc)
+        first = first.strip() if len(first.strip()) <= 200 else first.strip()[:200] + "..."
+        raise ValueError(f"--init {init}: its weights do not fit the recipe's model ({first})") from None
+
+
 def train(
     cfg: TrainConfig,
     resume: bool = False,
@@ -197,7 +214,12 @@ def train(
     pasted = f", {len(dataset.paste)} cut-outs pasted on {cfg.cutout_prob:.0%} of crops" if dataset.paste else ""
     whole = f", {cfg.full_frame:.0%} of samples whole photos" if cfg.full_frame else ""
     log(f"training on {len(dataset)} images from {cfg.data}{share}{pasted}{whole}")
-    if model is None:
+    if model is None and cfg.init:
+        # the weights are replaced: their random draws would only shift the crops the seed gives
+        with torch.random.fork_rng(devices=[]):
+            model = create_model(cfg.model, **cfg.model_args)
+        load_init(model, cfg.init)
+    elif model is None:
         model = create_model(cfg.model, **cfg.model_args)
     teacher = load_teacher(cfg.teacher) if cfg.teacher else None
     class_weights = None

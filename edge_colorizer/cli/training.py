@@ -61,7 +61,18 @@ DECODERS = ("plain", "dynamic")
     show_default=True,
     help="student | student-l1 (supervised students) or gan-teacher (the GAN teacher).",
 )
-@click.option("--steps", type=click.IntRange(1), default=None, help="Supervised steps (gan-teacher: pre-training).")
+@click.option(
+    "--steps",
+    type=click.IntRange(0),
+    default=None,
+    help="Supervised steps (gan-teacher: pre-training; 0 skips it, for a fine-tune from --init).",
+)
+@click.option(
+    "--init",
+    default=None,
+    callback=not_empty,
+    help="Start from this model's weights (bundled name or checkpoint of the recipe's architecture): a fine-tune.",
+)
 @click.option(
     "--gan-steps",
     type=click.IntRange(0),
@@ -153,6 +164,8 @@ def train(
         raise click.UsageError("--cutout-prob needs --cutouts (the cut-out folder)")
     if options["rebalance"] is not None and base.loss != "bins":
         raise click.UsageError(f"--rebalance: recipe {recipe_name!r} has no ab-bin loss to rebalance")
+    if options["steps"] == 0 and (base.gan is None or gan_steps == 0):
+        raise click.UsageError("--steps 0 leaves nothing to train (no adversarial stage either)")
     if options["perceptual_net"] is not None and not options["perceptual"]:
         raise click.UsageError("--perceptual-net needs --perceptual W (W > 0)")
     if options["val_every"] is not None or options["patience"] is not None:

@@ -444,3 +444,17 @@ def test_resume_from_a_damaged_state_is_one_line_naming_it(tmp_path, tiny_pool, 
         train(tiny_cfg(tmp_path, tiny_pool), resume=True, **QUIET)
     message = str(info.value)
     assert message.startswith(str(state)) and "\n" not in message, message
+
+
+def test_init_starts_from_a_checkpoints_weights_and_refuses_ones_that_do_not_fit(tmp_path, tiny_pool):
+    first = train(tiny_cfg(tmp_path / "a", tiny_pool), **QUIET)
+    tuned = train(tiny_cfg(tmp_path / "b", tiny_pool, init=str(first.path), steps=1, lr=1e-9, warmup=0), **QUIET)
+    start, end = load_checkpoint(first.path)["state_dict"], load_checkpoint(tuned.path)["state_dict"]
+    weights = [k for k in start if "running_" not in k and "num_batches" not in k]  # BN statistics move in a step
+    assert start.keys() == end.keys() and all(torch.allclose(start[k], end[k], atol=1e-5) for k in weights)
+    fresh = create_model("unet_s", head="bins", width=8).state_dict()
+    assert not torch.allclose(fresh["head.weight"], end["head.weight"])  # not the model's own initialisation
+    wide = tiny_cfg(tmp_path / "c", tiny_pool, init=str(first.path), model_args={"head": "bins", "width": 16})
+    with pytest.raises(ValueError, match=r"--init .*model.pt: its weights do not fit the recipe.s model \(size"):
+        train(wide, **QUIET)
+    assert not (tmp_path / "c").exists()  # refused before the run folder is made
