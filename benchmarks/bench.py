@@ -304,7 +304,7 @@ def run_bench(
     torch.manual_seed(0)
     images = load_eval_images(cfg, log)
     views = {"paper": [paper_view(x) for x in images], "deploy": images}
-    calibration = load_calibration(cfg.calibration, cfg.calibration_images) if cfg.calibration else None
+    calibration = load_calibration(cfg.calibration, cfg.calibration_images, log=log) if cfg.calibration else None
     lpips = LPIPS(cfg.lpips_net)
     rows: list[Row] = []
     total = sum(1 if _is_artifact(m) else len(cfg.runtimes) * len(cfg.precisions) for m in cfg.models)

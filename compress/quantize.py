@@ -173,7 +173,7 @@ def quantize(cfg: QuantizeConfig, resume: bool = False, log=print, stop_after: i
             return QuantizeResult(None, {})
     fmt = get_format(cfg.format)
     module = load_format_module(fmt)
-    calibration = load_calibration(cfg.data, cfg.calibration_images, cfg.calibration_side)
+    calibration = load_calibration(cfg.data, cfg.calibration_images, cfg.calibration_side, log=log)
     log(f"calibrating on {len(calibration)} photos from {cfg.data}; exporting {fmt.name} int8")
     target = out / f"model_int8{fmt.suffix}"
     exported = module.export(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import inspect
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +23,15 @@ CALIBRATION_IMAGES = 32  # default number of calibration photos read from a fold
 CALIBRATION_SIDE = 512  # their long side: the network sees a fixed small L anyway
 
 
-def load_calibration(folder: str | Path, max_images: int = CALIBRATION_IMAGES, max_side: int = CALIBRATION_SIDE):
+def load_calibration(
+    folder: str | Path,
+    max_images: int = CALIBRATION_IMAGES,
+    max_side: int = CALIBRATION_SIDE,
+    log: Callable[[str], None] = print,
+):
     """uint8 RGB calibration images from a folder of photos: ``max_images`` spread evenly over the sorted
-    paths (a pool sorted by source package would otherwise calibrate on one package only).
+    paths (a pool sorted by source package would otherwise calibrate on one package only). A photo that
+    cannot be read is one ``log`` line and skipped; a ValueError only if none is left.
 
     Calibration sets the int8 ranges: use photos like the real inputs, never the evaluation photos."""
     from edge_colorizer.io import find_images, read_image
@@ -32,9 +39,14 @@ def load_calibration(folder: str | Path, max_images: int = CALIBRATION_IMAGES, m
     paths = find_images([str(folder)])
     if len(paths) > max_images:
         paths = [paths[i] for i in np.linspace(0, len(paths) - 1, max_images).round().astype(int)]
-    images = [fit_long_side(read_image(p).rgb, max_side) for p in paths]
+    images = []
+    for path in paths:
+        try:
+            images.append(fit_long_side(read_image(path).rgb, max_side))
+        except (ValueError, OSError) as exc:  # read_image's reasons name the file
+            log(f"skip calibration photo {exc if isinstance(exc, ValueError) else f'{shown(path)}: {exc}'}")
     if not images:
-        raise ValueError(f"{folder}: no calibration images found")
+        raise ValueError(f"{shown(folder)}: no calibration images found")
     return images
 
 

@@ -80,7 +80,7 @@ calibration_images_option = click.option(
 def _calibration(folder: str | None, count: int):
     from runtimes.export import load_calibration
 
-    return load_calibration(folder, max_images=count) if folder else None
+    return load_calibration(folder, max_images=count, log=say) if folder else None
 
 
 @main.command()

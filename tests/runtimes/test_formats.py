@@ -70,3 +70,20 @@ def test_a_fixed_shape_is_refused_by_formats_that_take_any_size(tmp_path):
     assert result.exit_code == 2 and "H, W from 16 to 8192" in result.output
     result = CliRunner().invoke(main, ["export", "--format", "tflite", "--shape", "99999x99999", "--out", "m.tflite"])
     assert result.exit_code == 2 and "got '99999x99999'" in result.output
+
+
+def test_calibration_skips_a_photo_it_cannot_read_in_one_line_and_needs_one_it_can(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from runtimes.export import load_calibration
+
+    Image.fromarray(np.full((40, 60, 3), 120, np.uint8)).save(tmp_path / "a.png")
+    (tmp_path / "b.png").write_text("not an image")
+    lines = []
+    images = load_calibration(tmp_path, log=lines.append)
+    assert len(images) == 1 and images[0].shape == (40, 60, 3)
+    assert len(lines) == 1 and lines[0].startswith("skip calibration photo ") and "b.png" in lines[0]
+    (tmp_path / "a.png").unlink()
+    with pytest.raises(ValueError, match="no calibration images found"):
+        load_calibration(tmp_path, log=lines.append)
