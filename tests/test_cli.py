@@ -80,6 +80,9 @@ def test_unknown_model_and_missing_input(tmp_path, inputs, tiny_ckpt):
     assert (
         result.exit_code == 1 and "missing.png: no such file" in result.output and "wrote 1 image(s)" in result.output
     )
+    # every input refused: the output folder this run would have made is not left behind empty
+    result = run("colorize", tmp_path / "missing.png", "--out", tmp_path / "new" / "o", "--model", tiny_ckpt)
+    assert result.exit_code == 1 and "wrote 0 image(s) in" in result.output and not (tmp_path / "new").exists()
 
 
 def _forged(tmp_path, tiny_ckpt, **changes):

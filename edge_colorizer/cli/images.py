@@ -48,7 +48,7 @@ def colorize(paths, out_dir, model, size, chroma_gain, device, side_by_side, max
     from edge_colorizer.inference import colorize_files
     from runtimes.models import open_colorizer
 
-    # stopped or failed before any image was written: no empty output folder is left
+    # stopped, failed, or every input refused: no empty output folder is left
     with new_folders_dropped_on_failure(out_dir):
         with stop_cleanly(), no_traceback("colorize"):
             try:
@@ -70,15 +70,15 @@ def colorize(paths, out_dir, model, size, chroma_gain, device, side_by_side, max
                         on_total=lambda n: progress.update(task, total=n),
                     )
                 except ValueError as exc:  # the output folder cannot be used at all
-                    raise click.ClickException(str(exc)) from None
-    if report.swept:
-        say(f"removed {len(report.swept)} unfinished temporary file(s) left in {shown(out_dir)} by an interrupted run")
-    click.echo(
-        f"wrote {len(report.written)} image(s) to {shown(Path(out_dir).resolve())} "
-        f"in {report.seconds:.1f} s; {len(report.failed)} failed"
-    )
-    if report.failed:
-        sys.exit(1)
+                    raise click.ClickException(shown(str(exc))) from None
+        if report.swept:
+            swept = len(report.swept)
+            say(f"removed {swept} unfinished temporary file(s) left in {shown(out_dir)} by an interrupted run")
+        where = f"to {shown(Path(out_dir).resolve())} " if report.written else ""
+        written, failed = len(report.written), len(report.failed)
+        click.echo(f"wrote {written} image(s) {where}in {report.seconds:.1f} s; {failed} failed")
+        if report.failed:
+            sys.exit(1)  # inside: an output folder this run made and left empty goes too
 
 
 @main.command("evaluate")
@@ -151,7 +151,7 @@ def evaluate_cmd(data, models, size, max_side, json_path, timing, grid, with_lpi
                     options=EVALUATE_OPTIONS,
                 )
             except ValueError as exc:  # nothing left to score
-                raise click.ClickException(str(exc)) from None
+                raise click.ClickException(shown(str(exc))) from None
         click.echo("| model | images | PSNR dB | LPIPS | CF | CF truth | CF ratio |\n|---|---|---|---|---|---|---|")
         for r in results:
             lp = f"{r.lpips:.4f}" if r.lpips is not None else "–"

@@ -144,7 +144,7 @@ def export(model, fmt, precision, size, chroma_gain, out_path, calibration, cali
                     shape=hw,
                 )
         except (ValueError, OSError, RuntimeError, ImportError) as exc:
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(shown(str(exc))) from None
     limit = spec.tolerances[precision]
     click.echo(
         f"wrote {exported.path} ({fmt}, {precision}); parity vs torch: max {exported.parity.max_abs} "
@@ -257,7 +257,7 @@ def bench(
                 check_outside(out, data, "--data")
             prepare_output_folder(out)
         except ValueError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(shown(str(exc))) from None
         cfg = BenchConfig(
             models=tuple(m for m in models.split(",") if m),
             runtimes=runtimes_,
@@ -285,7 +285,7 @@ def bench(
                 )
                 paths = write_outputs(rows, cfg, n_images)
             except (ValueError, OSError, RuntimeError) as exc:
-                raise click.ClickException(str(exc)) from None
+                raise click.ClickException(shown(str(exc))) from None
     click.echo(markdown(rows, cfg, n_images))
     click.echo(f"wrote {', '.join(str(p) for p in paths.values())}")
     if fail_above_lpips is not None:

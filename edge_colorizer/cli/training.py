@@ -18,6 +18,7 @@ from edge_colorizer.cli.common import (
     stop_after_step,
     stop_cleanly,
 )
+from edge_colorizer.io import shown
 
 # encoder/decoder choices of the teacher's generator; options of models that take them
 ENCODERS = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "vgg16", "resnet18")
@@ -190,7 +191,7 @@ def train(
             with stop_cleanly(), stop_after_step(STOP) as got:
                 run = run_training(cfg, resume=resume, log=say)
         except (ValueError, OSError, KeyError, RuntimeError) as exc:
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(shown(str(exc))) from None
     end_if_stopped(got, lambda: not run.finished)
 
 
@@ -206,7 +207,7 @@ def data_prepare(out, cache) -> None:
     """Build the pools from Debian packages (apt-get download + dpkg -x; nothing is installed)."""
     from edge_colorizer.data.sources import prepare
     from edge_colorizer.inference import prepare_output_folder
-    from edge_colorizer.io import new_folders_dropped_on_failure, os_reason, shown
+    from edge_colorizer.io import new_folders_dropped_on_failure, os_reason
 
     folders = [folder for folder in (out, cache) if folder]
     with contextlib.ExitStack() as made:
@@ -216,7 +217,7 @@ def data_prepare(out, cache) -> None:
             for folder in folders:
                 prepare_output_folder(folder)
         except ValueError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(shown(str(exc))) from None
         with stop_cleanly(), progress_bar() as progress:
             task = progress.add_task("packages", total=None)
 
@@ -232,7 +233,7 @@ def data_prepare(out, cache) -> None:
                 where = f"{shown(exc.filename)}: " if exc.filename else ""
                 raise click.ClickException(f"{where}{os_reason(exc)}") from None
             except RuntimeError as exc:
-                raise click.ClickException(str(exc)) from None
+                raise click.ClickException(shown(str(exc))) from None
 
 
 def _finetune_options(fn):
@@ -301,7 +302,7 @@ def _before_compressing(
         for model in checkpoints:
             require_checkpoint(model, "compressing")
     except (ValueError, FileNotFoundError) as exc:
-        raise click.ClickException(str(exc)) from None
+        raise click.ClickException(shown(str(exc))) from None
     states = sorted(Path(out).rglob("state_*.pt")) if Path(out).is_dir() else []
     if resume and not states:
         raise click.ClickException(f"{out}: nothing to resume from (no saved training state under it)")
@@ -318,7 +319,7 @@ def _before_compressing(
         if val:
             check_validation_photos(val, log=say)
     except (ValueError, FileNotFoundError) as exc:
-        raise click.ClickException(str(exc)) from None
+        raise click.ClickException(shown(str(exc))) from None
 
 
 @main.group()
@@ -374,7 +375,7 @@ def compress_prune(model, out, ratio, target_gmacs, rounds, importance, round_to
         with stop_cleanly(), stop_after_step(STOP) as got:
             result = prune(cfg, resume=resume, log=say)
     except (ValueError, FileNotFoundError, KeyError, RuntimeError, ImportError) as exc:
-        raise click.ClickException(str(exc)) from None
+        raise click.ClickException(shown(str(exc))) from None
     end_if_stopped(got, lambda: not result.finished)
 
 
@@ -416,7 +417,7 @@ def compress_distill(teacher, student, width, out, baseline, resume, **ft):
         with stop_cleanly(), stop_after_step(STOP) as got:
             report = distill(cfg, resume=resume, log=say)
     except (ValueError, FileNotFoundError, KeyError, RuntimeError) as exc:
-        raise click.ClickException(str(exc)) from None
+        raise click.ClickException(shown(str(exc))) from None
     end_if_stopped(got, lambda: not report)
 
 
@@ -476,5 +477,5 @@ def compress_quantize(
         with stop_cleanly(), stop_after_step(STOP) if qat else nullcontext([]) as got:
             result = quantize(cfg, resume=resume, log=say)
     except (ValueError, FileNotFoundError, KeyError, RuntimeError, ImportError) as exc:
-        raise click.ClickException(str(exc)) from None
+        raise click.ClickException(shown(str(exc))) from None
     end_if_stopped(got, lambda: result.path is None)

@@ -22,6 +22,7 @@ from edge_colorizer.cli.common import (
     stop_cleanly,
 )
 from edge_colorizer.inference import EDGE_MODEL
+from edge_colorizer.io import shown
 
 
 def _runtime_names() -> tuple[str, ...]:
@@ -127,7 +128,7 @@ def video_cmd(source, out, camera, model, runtime, size, device, batch, smooth, 
     try:
         own = artifact_format(resolve_model_path(model))
     except (ValueError, FileNotFoundError) as exc:
-        raise click.ClickException(str(exc)) from None
+        raise click.ClickException(shown(str(exc))) from None
     if own is not None and runtime not in (None, own.runtime):
         raise click.UsageError(f"--model {model} is a {own.name} artifact: it runs on {own.runtime}, not {runtime}")
     runtime = runtime or (own.runtime if own else "torch")
@@ -148,7 +149,7 @@ def video_cmd(source, out, camera, model, runtime, size, device, batch, smooth, 
                 return
             report = _colorize_file(source, out, colorize, batch)
         except (VideoError, ValueError, FileNotFoundError, KeyError, ImportError, RuntimeError) as exc:
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(shown(str(exc))) from None
     cuts = f", {smoother.cuts} scene cut(s)" if smoother else ""
     if report.partial:
         say(f"error: {source}: {report.problem}; the {report.frames} frames before it are in {report.output}")
@@ -262,7 +263,7 @@ def evaluate_video_cmd(photos, models, strengths, frames, max_photos, with_lpips
 
                 lpips = LPIPS("alex")
         except (ValueError, FileNotFoundError, ImportError) as exc:
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(shown(str(exc))) from None
         with progress_bar() as bar:
             task = bar.add_task("evaluate-video: clips", total=None)
             results = evaluate_temporal(
