@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from edge_colorizer.colorizer import ColorizerModule
+from edge_colorizer.io import one_line, shown
 from edge_colorizer.stopping import check_stop
 from runtimes.artifacts import ExportError, artifact_metadata, measure_parity, parity_gate, staged
 from runtimes.formats import FORMATS
@@ -185,11 +186,17 @@ def read_metadata(path: str | Path) -> dict[str, str]:
     from ai_edge_litert import schema_py_generated as schema
 
     data = Path(path).read_bytes()
-    model = schema.Model.GetRootAs(data, 0)
-    for i in range(model.MetadataLength()):
-        entry = model.Metadata(i)
-        if entry.Name() and entry.Name().decode() == METADATA_NAME:
-            return json.loads(model.Buffers(entry.Buffer()).DataAsNumpy().tobytes())
+    try:  # the flatbuffer reader's own errors on a damaged file are struct and index errors
+        model = schema.Model.GetRootAs(data, 0)
+        for i in range(model.MetadataLength()):
+            entry = model.Metadata(i)
+            if entry.Name() and entry.Name().decode() == METADATA_NAME:
+                return json.loads(model.Buffers(entry.Buffer()).DataAsNumpy().tobytes())
+    except Exception as exc:
+        check_stop()
+        raise ExportError(
+            f"{shown(path)}: truncated, damaged or not a TFLite file ({one_line(exc, limit=120)})"
+        ) from None
     return {}
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_colorizer.colorizer import ColorizerModule
+from edge_colorizer.io import one_line, shown
 from runtimes.artifacts import ExportError, artifact_metadata, measure_parity, parity_gate, staged
 from runtimes.formats import FORMATS
 from runtimes.runners import INPUT_NAME, OUTPUT_NAME, BaseRunner, Exported, Parity, TensorMeta, as_batches
@@ -78,6 +79,9 @@ class OpenVINORunner(BaseRunner):
         self.config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
         if self.requested_threads:
             self.config["INFERENCE_NUM_THREADS"] = self.requested_threads
+        for part in (self.path, self.path.with_suffix(".bin")):  # OpenVINO's own words for these are C++ checks
+            if not part.is_file():
+                raise ExportError(f"{shown(part.parent)}: {part.name} is missing")
         self.core = ov.Core()
         self.compiled = self.core.compile_model(str(self.path), self.device, self.config)
         self.request = self.compiled.create_infer_request()
@@ -248,4 +252,10 @@ def read_metadata(path: str | Path) -> dict[str, str]:
     meta = _model_xml(path).parent / METADATA_FILE
     if not meta.is_file():
         raise ExportError(f"{path}: no {METADATA_FILE}; not an edge-colorizer OpenVINO export")
-    return json.loads(meta.read_text())
+    try:
+        found = json.loads(meta.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ExportError(f"{shown(meta)}: not valid JSON ({one_line(exc, with_type=False)})") from None
+    if not isinstance(found, dict):
+        raise ExportError(f"{shown(meta)}: not a JSON object")
+    return found

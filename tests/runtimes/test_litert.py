@@ -211,3 +211,14 @@ def test_export_artifact_passes_the_fixed_shape_through_the_table(tmp_path, conv
     exported = export_artifact(converted, "tflite", tmp_path / "s.tflite", "fp32", shape=(64, 80))
     assert litert.Runner(exported.path).inputs[0].shape == SHAPE
     assert exported.parity.max_abs <= TOLERANCES["fp32"][0]
+
+
+def test_a_truncated_file_is_named_in_words(fp32, tmp_path):
+    from runtimes.artifacts import ExportError
+    from runtimes.litert import read_metadata
+
+    _, exported, _ = fp32
+    cut = tmp_path / "cut.tflite"
+    cut.write_bytes(exported.path.read_bytes()[: exported.path.stat().st_size // 3])
+    with pytest.raises(ExportError, match=r"cut.tflite: truncated, damaged or not a TFLite file"):
+        read_metadata(cut)

@@ -139,3 +139,19 @@ def test_int8_with_calibration(tiny, tmp_path, calibration):
         for target in fq.output(0).get_target_inputs():
             name = target.get_node().get_friendly_name()
             assert name.startswith("/net/") and name.count("/") >= 3 and not name.startswith("/net/head/"), name
+
+
+def test_a_damaged_ir_folder_is_named_in_words(exported, tmp_path):
+    import shutil
+
+    from runtimes.artifacts import ExportError
+
+    broken = tmp_path / "broken_openvino"
+    shutil.copytree(exported["fp32"].path, broken)
+    (broken / "model.bin").unlink()
+    with pytest.raises(ExportError, match=r"broken_openvino: model.bin is missing$"):
+        with OpenVINORunner(broken):
+            pass
+    (broken / "metadata.json").write_text("{'not': json")
+    with pytest.raises(ExportError, match=r"broken_openvino/metadata.json: not valid JSON \(Expecting property"):
+        read_metadata(broken)
