@@ -98,7 +98,7 @@ def open_colorizer(
         )
     if device != "cpu":
         raise ValueError(
-            f"{model}: a {fmt.name} artifact runs on its runtime's CPU device here; --device does not apply"
+            f"{model}: an exported {fmt.name} artifact runs on its runtime's CPU device here; --device does not apply"
         )
     if not path.exists():
         raise FileNotFoundError(f"{path}: not found")

@@ -77,6 +77,10 @@ calibration_images_option = click.option(
 )
 
 
+# where a format that takes any image size still bounds it
+SIZE_NOTES = {"coreml": " from 64 to 4096 px a side"}
+
+
 def _calibration(folder: str | None, count: int):
     from runtimes.export import load_calibration
 
@@ -119,7 +123,10 @@ def export(model, fmt, precision, size, chroma_gain, out_path, calibration, cali
         check_request(spec, precision, calibration)
         hw = parse_hw(shape, "--shape", least=16) if shape else None
         if hw is not None and not spec.fixed_shape:
-            raise ValueError(f"--shape: {fmt} artifacts take any image size (only fixed-shape formats take one)")
+            raise ValueError(
+                f"--shape: {fmt} artifacts take images of any size{SIZE_NOTES.get(fmt, '')} "
+                "(only fixed-shape formats take one)"
+            )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     default_name = f"{Path(model).stem}{'' if precision == 'fp32' else '_' + precision}{spec.suffix}"

@@ -201,7 +201,9 @@ def data() -> None:
 
 
 @data.command("prepare")
-@click.option("--out", required=True, help="Output folder (train/, val/, eval/).", callback=not_empty)
+@click.option(
+    "--out", required=True, help="Output folder (train/, val/, eval/, cutouts/, manifest.json).", callback=not_empty
+)
 @click.option("--cache", default=None, help="Where .debs are downloaded/unpacked.", callback=not_empty)
 def data_prepare(out, cache) -> None:
     """Build the pools from Debian packages (apt-get download + dpkg -x; nothing is installed)."""
