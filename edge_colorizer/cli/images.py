@@ -36,7 +36,7 @@ from edge_colorizer.io import new_folders_dropped_on_failure, shown
 )
 @size_option()
 @device_option
-@chroma_gain_option("default: the gain stored with the model (the teacher's 1.1; 1 for the others).")
+@chroma_gain_option("default: the gain stored with the model (the teacher's 1.2; 1 for the others).")
 @click.option("--side-by-side", is_flag=True, help="Write a gray|colour PNG grid instead of the colour image.")
 @max_pixels_option()
 def colorize(paths, out_dir, model, size, chroma_gain, device, side_by_side, max_pixels) -> None:
