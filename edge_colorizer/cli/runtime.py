@@ -129,6 +129,9 @@ def export(model, fmt, precision, size, chroma_gain, out_path, calibration, cali
             )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
+    if calibration and precision not in spec.calibrated:  # said, not refused: the export itself is fine
+        say(f"note: --calibration is not used: {fmt} {precision} needs no calibration photos")
+        calibration = None
     default_name = f"{Path(model).stem}{'' if precision == 'fp32' else '_' + precision}{spec.suffix}"
     if out_path is not None and (not out_path or (out_path.endswith(("/", os.sep)) and not spec.folder)):
         raise click.UsageError(f"--out {out_path!r}: give the artifact a file name (e.g. {default_name})")

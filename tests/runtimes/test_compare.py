@@ -300,3 +300,15 @@ def test_export_names_a_wrong_suffix_before_an_existing_file_and_never_replaces_
     refused = run("export", "--model", tiny_checkpoint, "--size", 64, "--out", bundled, "--force")
     assert refused.exit_code == 1 and "is the bundled model 'student-int8'" in refused.output
     assert existing.read_bytes() == b"someone's model" and bundled.read_bytes() == b"the package's own"
+
+
+def test_export_says_when_calibration_photos_are_not_used(tiny_checkpoint, tmp_path, monkeypatch):
+    import runtimes.export
+
+    monkeypatch.setattr(runtimes.export, "load_calibration", lambda *a, **k: pytest.fail("photos were read"))
+    result = run(
+        "export", "--model", tiny_checkpoint, "--size", 64, "--calibration", tmp_path, "--out", tmp_path / "m.onnx"
+    )
+    assert result.exit_code == 0 and "note: --calibration is not used: onnx fp32 needs no calibration photos" in (
+        result.stderr
+    )
