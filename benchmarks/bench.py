@@ -11,6 +11,7 @@ A row that cannot be built or run says why in its note; it never stops the bench
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import platform
@@ -26,7 +27,7 @@ from edge_colorizer.checkpoint import load_model
 from edge_colorizer.colorizer import DEFAULT_SIZE, ColorizerModule, GrayBaseline
 from edge_colorizer.evaluate import LPIPS_MIN_SIDE, paper_view, read_truth, why_skipped
 from edge_colorizer.inference import BUNDLED, EDGE_MODEL, resolve_model_path
-from edge_colorizer.io import one_line, scan_inputs
+from edge_colorizer.io import atomic_write, one_line, scan_inputs, write_bytes_atomic
 from edge_colorizer.metrics import ae, colorfulness, delta_e2000, mse, psnr, ssim
 from edge_colorizer.metrics.lpips import LPIPS, to_lpips_input
 from edge_colorizer.models import create_model, list_models
@@ -469,20 +470,22 @@ def write_outputs(rows: list[Row], cfg: BenchConfig, n_images: int) -> dict[str,
         "json": out / "results.json",
         "png": out / "pareto.png",
     }
-    paths["md"].write_text(markdown(rows, cfg, n_images))
-    with open(paths["csv"], "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["protocol", *COLUMNS])
-        for protocol in PROTOCOLS:
-            for cells in table_rows(rows, protocol):
-                w.writerow([protocol, *cells])
+    # each written whole or not at all (a stop while writing leaves the previous run's file, or none)
+    write_bytes_atomic(paths["md"], markdown(rows, cfg, n_images).encode())
+    table = io.StringIO(newline="")
+    w = csv.writer(table)
+    w.writerow(["protocol", *COLUMNS])
+    for protocol in PROTOCOLS:
+        for cells in table_rows(rows, protocol):
+            w.writerow([protocol, *cells])
+    write_bytes_atomic(paths["csv"], table.getvalue().encode())
     document = {
         "config": asdict(cfg),
         "environment": environment(cfg),
         "images": n_images,
         "rows": [asdict(r) for r in rows],
     }
-    paths["json"].write_text(json.dumps(json_safe(document), indent=1, allow_nan=False))
+    write_bytes_atomic(paths["json"], json.dumps(json_safe(document), indent=1, allow_nan=False).encode())
     pareto_plot(rows, paths["png"], cfg)
     return paths
 
@@ -600,10 +603,11 @@ def pareto_plot(rows: list[Row], path: Path, cfg: BenchConfig) -> None:
         handles.append(Line2D([], [], ls="", marker="o", color="black", mfc="none", label="int8 (hollow)"))
     ax.legend(handles=handles, fontsize=7.5, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(path)
+    try:
+        with atomic_write(path) as f:
+            fig.savefig(f, format="png")
+    finally:
+        plt.close(fig)
 
 
 def lpips_gate(rows: list[Row], limit: float) -> list[str]:

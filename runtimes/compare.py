@@ -57,11 +57,11 @@ def like_artifact(colorizer: ColorizerModule, meta: dict[str, str]) -> Colorizer
     A one-line ValueError for settings the colorizer refuses."""
     try:
         reference = at_size(colorizer, meta.get("network_size"))
-    except ValueError as exc:  # not a multiple of 8, ...
+    except (ValueError, TypeError) as exc:  # not a number, not a multiple of 8, ...
         raise ValueError(f"network size in its metadata: {one_line(exc)}") from None
     try:
         gain = json.loads(meta.get("decoder") or "{}").get("chroma_gain")
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, TypeError):
         raise ValueError(f"decoder settings in its metadata are not a JSON object: {meta.get('decoder')!r}") from None
     if gain is None or not hasattr(reference.net, "set_chroma_gain") or gain == reference.net.chroma_gain:
         return reference

@@ -256,6 +256,6 @@ def read_metadata(path: str | Path) -> dict[str, str]:
         found = json.loads(meta.read_text())
     except (ValueError, UnicodeDecodeError) as exc:
         raise ExportError(f"{shown(meta)}: not valid JSON ({one_line(exc, with_type=False)})") from None
-    if not isinstance(found, dict):
-        raise ExportError(f"{shown(meta)}: not a JSON object")
+    if not isinstance(found, dict) or not all(isinstance(v, str) for v in found.values()):
+        raise ExportError(f"{shown(meta)}: not a JSON object of strings, as every artifact's metadata is")
     return found

@@ -523,6 +523,13 @@ def test_a_stop_swallowed_inside_a_command_still_ends_it_as_a_stop(capsys):
     assert end.value.code == 128 + signal.SIGTERM
     assert "stopped by SIGTERM; unfinished outputs were removed" in capsys.readouterr().err
     check_stop()  # cleared when the command ended: the next one starts afresh
+    with pytest.raises(SystemExit) as end:
+        with stop_cleanly():
+            try:
+                raise record_stop(signal.SIGINT)
+            except BaseException as exc:  # a library that wraps the stop in its own error, which propagates
+                raise RuntimeError("Failed to export the model") from exc
+    assert end.value.code == 128 + signal.SIGINT and "stopped by SIGINT" in capsys.readouterr().err
 
 
 def test_an_empty_path_or_model_is_a_usage_error_not_the_current_folder(tmp_path, monkeypatch):
@@ -541,6 +548,8 @@ def test_an_empty_path_or_model_is_a_usage_error_not_the_current_folder(tmp_path
         ["compress", "prune", "--model", "student", "--out", "", "--data", "."],
         ["video", "in.mp4", "--out", ""],
         ["evaluate-video", "--json", ""],
+        ["colorize", "", "--out", "o"],  # an unset variable as the input: not every photo in the folder
+        ["video", "", "--out", "x.mp4"],
     ]
     for args in cases:
         result = CliRunner().invoke(main, args)
@@ -580,3 +589,5 @@ def test_train_init_and_steps_0_reach_the_config_and_steps_0_needs_a_stage(tmp_p
     for extra in (["--gan-steps", "0"], ["--recipe", "student"]):
         result = CliRunner().invoke(main, [*args, "--steps", "0", *extra])
         assert result.exit_code == 2 and "--steps 0 leaves nothing to train" in result.output, result.output
+    result = CliRunner().invoke(main, [*args, "--steps", "0", "--lr", "0.1", "--minutes", "5"])
+    assert result.exit_code == 2 and "--lr, --minutes: --steps 0 leaves no supervised stage" in result.output

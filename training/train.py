@@ -217,7 +217,10 @@ def train(
     if model is None and cfg.init:
         # the weights are replaced: their random draws would only shift the crops the seed gives
         with torch.random.fork_rng(devices=[]):
-            model = create_model(cfg.model, **cfg.model_args)
+            try:  # nor is an ImageNet file read (or fetched) for an encoder whose weights are replaced
+                model = create_model(cfg.model, **{**cfg.model_args, "pretrained": False})
+            except TypeError:  # a model without pretrained weights
+                model = create_model(cfg.model, **cfg.model_args)
         load_init(model, cfg.init)
     elif model is None:
         model = create_model(cfg.model, **cfg.model_args)

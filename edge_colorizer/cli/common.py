@@ -220,7 +220,11 @@ def stop_cleanly() -> Iterator[None]:
     clear_stop()
     previous = _install(handler)
     try:
-        yield
+        try:
+            yield
+        except Exception:  # an error a stop caused (a library that wrapped it in its own) is the stop
+            check_stop()
+            raise
         check_stop()  # the block ended normally although a stop arrived (something swallowed it)
     except Stopped as stop:
         say(f"stopped by {stop.name}; unfinished outputs were removed")

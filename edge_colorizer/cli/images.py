@@ -25,7 +25,7 @@ from edge_colorizer.io import new_folders_dropped_on_failure, shown
 
 
 @main.command()
-@click.argument("paths", nargs=-1, required=True)
+@click.argument("paths", nargs=-1, required=True, callback=not_empty)
 @click.option("--out", "out_dir", required=True, help="Output folder.", callback=not_empty)
 @click.option(
     "--model",

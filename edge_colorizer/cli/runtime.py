@@ -16,6 +16,7 @@ from edge_colorizer.cli.common import (
     FiniteRange,
     chroma_gain_option,
     converters_quiet,
+    no_traceback,
     not_empty,
     progress_bar,
     say,
@@ -360,11 +361,12 @@ def compare(model, formats, precisions, artifacts, size, threads, calibration, c
         if given:  # said, not refused: the check itself is what was asked for
             verb = "apply" if len(given) > 1 else "applies"
             say(f"note: {' and '.join(given)} {verb} to --formats only; an --artifact is checked as it was exported")
-    if model is None:
-        model = _recorded_model(artifacts) or EDGE_MODEL
-        if artifacts:
-            say(f"reference: {model}")
-    with stop_cleanly():
+        calibration = None
+    with stop_cleanly(), no_traceback("compare"):
+        if model is None:
+            model = _recorded_model(artifacts) or EDGE_MODEL
+            if artifacts:
+                say(f"reference: {model}")
         try:
             require_checkpoint(model, "compare (torch is the reference)")
             colorizer = load_colorizer(model, size=size)

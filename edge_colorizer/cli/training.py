@@ -167,6 +167,10 @@ def train(
         raise click.UsageError(f"--rebalance: recipe {recipe_name!r} has no ab-bin loss to rebalance")
     if options["steps"] == 0 and (base.gan is None or gan_steps == 0):
         raise click.UsageError("--steps 0 leaves nothing to train (no adversarial stage either)")
+    if options["steps"] == 0:
+        names = [f"--{k}" for k in ("lr", "minutes") if options[k] is not None]
+        if names:
+            raise click.UsageError(f"{', '.join(names)}: --steps 0 leaves no supervised stage")
     if options["perceptual_net"] is not None and not options["perceptual"]:
         raise click.UsageError("--perceptual-net needs --perceptual W (W > 0)")
     if options["val_every"] is not None or options["patience"] is not None:

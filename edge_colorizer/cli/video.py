@@ -70,7 +70,7 @@ def runtime_colorize(model: str, runtime: str, size: int | None, stack: contextl
 
 
 @main.command("video")
-@click.argument("source", required=False, type=click.Path(dir_okay=False))
+@click.argument("source", required=False, type=click.Path(dir_okay=False), callback=not_empty)
 @click.option(
     "--out", type=click.Path(dir_okay=False), help="Output video (.mp4, .mov, .mkv, .avi).", callback=not_empty
 )

@@ -227,18 +227,21 @@ def test_cli_refuses_an_unusable_out_before_the_run(setup, monkeypatch):
 
 
 def test_a_run_stopped_or_failed_before_its_results_leaves_no_empty_folders(setup, monkeypatch):
+    import signal
+
     import benchmarks.bench as bench
+    from edge_colorizer.stopping import record_stop
 
     root, data, _ = setup
 
     def stopped_converting(cfg, **kwargs):
         (Path(cfg.out) / "artifacts").mkdir()
-        raise KeyboardInterrupt  # what Ctrl-C raises, and stop_cleanly turns into exit 130
+        raise record_stop(signal.SIGINT)  # what Ctrl-C raises under the command's handler
 
     monkeypatch.setattr(bench, "run_bench", stopped_converting)
     out = root / "new" / "stopped"
     result = CliRunner().invoke(main, ["bench", "--models", "gray", "--data", str(data), "--out", str(out)])
-    assert result.exit_code != 0 and not (root / "new").exists()
+    assert result.exit_code == 130 and "stopped by SIGINT" in result.stderr and not (root / "new").exists()
     monkeypatch.setattr(bench, "run_bench", lambda cfg, **k: (_ for _ in ()).throw(ValueError("nope: bad model")))
     result = CliRunner().invoke(main, ["bench", "--models", "gray", "--data", str(data), "--out", str(out)])
     assert result.exit_code == 1 and "nope: bad model" in result.stderr and not (root / "new").exists()

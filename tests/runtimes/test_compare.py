@@ -271,11 +271,15 @@ def test_compare_takes_the_recorded_model_goes_on_past_a_missing_artifact_and_st
     artifact = tmp_path / "t.onnx"
     assert run("export", "--model", "tiny-bundled", "--size", 64, "--out", artifact).exit_code == 0
     # no --model: the artifact's own source is the reference (was: the default model, a certain failure)
-    result = run("compare", "--artifact", tmp_path / "gone.onnx", "--artifact", artifact, "--size", 64)
+    nothing = tmp_path / "no-photos"
+    nothing.mkdir()  # --calibration is not read for artifacts (it would fail: no photos)
+    result = run(
+        "compare", "--artifact", tmp_path / "gone.onnx", "--artifact", artifact, "--size", 64, "--calibration", nothing
+    )
     rows = [line for line in result.output.splitlines() if line[:4] in ("PASS", "FAIL", "SKIP")]
     assert result.exit_code == 1 and "reference: tiny-bundled" in result.stderr, result.output
     assert rows[0].startswith("FAIL") and "gone.onnx; no such file or folder" in rows[0]
-    assert rows[1].startswith("PASS") and "note: --size applies to --formats only" in result.stderr
+    assert rows[1].startswith("PASS") and "note: --size and --calibration apply to --formats only" in result.stderr
 
     def stopped(*args, **kwargs):
         raise record_stop(signal.SIGINT)  # what Ctrl-C raises under the command's handler
@@ -312,3 +316,16 @@ def test_export_says_when_calibration_photos_are_not_used(tiny_checkpoint, tmp_p
     assert result.exit_code == 0 and "note: --calibration is not used: onnx fp32 needs no calibration photos" in (
         result.stderr
     )
+
+
+def test_like_artifact_names_settings_of_the_wrong_type(tiny):
+    from runtimes.compare import like_artifact
+
+    assert like_artifact(tiny, {"network_size": "64"}) is tiny
+    for meta, reason in (
+        ({"network_size": [64]}, "network size in its metadata"),
+        ({"decoder": {"chroma_gain": 1.2}}, "decoder settings in its metadata are not a JSON object"),
+        ({"decoder": '{"chroma_gain": "x"}'}, "chroma gain in its metadata: 'x' is not a number > 0"),
+    ):
+        with pytest.raises(ValueError, match=reason):
+            like_artifact(tiny, meta)

@@ -155,3 +155,6 @@ def test_a_damaged_ir_folder_is_named_in_words(exported, tmp_path):
     (broken / "metadata.json").write_text("{'not': json")
     with pytest.raises(ExportError, match=r"broken_openvino/metadata.json: not valid JSON \(Expecting property"):
         read_metadata(broken)
+    (broken / "metadata.json").write_text('{"decoder": {"chroma_gain": 1.2}}')  # a hand edit
+    with pytest.raises(ExportError, match=r"metadata.json: not a JSON object of strings"):
+        read_metadata(broken)

@@ -458,3 +458,18 @@ def test_init_starts_from_a_checkpoints_weights_and_refuses_ones_that_do_not_fit
     with pytest.raises(ValueError, match=r"--init .*model.pt: its weights do not fit the recipe.s model \(size"):
         train(wide, **QUIET)
     assert not (tmp_path / "c").exists()  # refused before the run folder is made
+
+
+def test_init_builds_its_model_without_reading_pretrained_weights(tmp_path, tiny_pool, monkeypatch):
+    import training.train as train_module
+
+    first = train(tiny_cfg(tmp_path / "a", tiny_pool), **QUIET)
+    calls, real = [], train_module.create_model
+
+    def recording(name, **kwargs):  # as a generator with ImageNet weights would be asked
+        calls.append(kwargs)
+        return real(name, **{k: v for k, v in kwargs.items() if k != "pretrained"})
+
+    monkeypatch.setattr(train_module, "create_model", recording)
+    train(tiny_cfg(tmp_path / "b", tiny_pool, init=str(first.path), steps=1), **QUIET)
+    assert calls[0]["pretrained"] is False  # its weights are replaced: no ImageNet file read or fetched
