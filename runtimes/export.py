@@ -34,6 +34,7 @@ def load_calibration(
     cannot be read is one ``log`` line and skipped; a ValueError only if none is left.
 
     Calibration sets the int8 ranges: use photos like the real inputs, never the evaluation photos."""
+    from edge_colorizer.evaluate import why_skipped
     from edge_colorizer.io import find_images, read_image
 
     paths = find_images([str(folder)])
@@ -43,8 +44,8 @@ def load_calibration(
     for path in paths:
         try:
             images.append(fit_long_side(read_image(path).rgb, max_side))
-        except (ValueError, OSError) as exc:  # read_image's reasons name the file
-            log(f"skip calibration photo {exc if isinstance(exc, ValueError) else f'{shown(path)}: {exc}'}")
+        except (ValueError, OSError) as exc:
+            log(f"skip calibration photo {why_skipped(path, exc)}")
     if not images:
         raise ValueError(f"{shown(folder)}: no calibration images found")
     return images

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from edge_colorizer.checkpoint import load_model, read_torch_file, save_model
+from edge_colorizer.checkpoint import load_checkpoint, load_model, read_torch_file, save_model
 from edge_colorizer.colorizer import ColorizerModule
 from edge_colorizer.data.dataset import ColorizationDataset
 from edge_colorizer.io import check_outside, check_writable_folder, one_line
@@ -166,7 +166,6 @@ def load_init(model: nn.Module, init: str) -> None:
     """``model`` (built from the recipe, so it decodes as the recipe trains: its temperature, no chroma
     gain) takes the weights of ``init``, a bundled name or checkpoint; a one-line ValueError if they do
     not fit it."""
-    from edge_colorizer.checkpoint import load_checkpoint
     from edge_colorizer.inference import resolve_model_path
 
     state = load_checkpoint(resolve_model_path(init))["state_dict"]

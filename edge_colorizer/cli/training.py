@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 
 import click
 
@@ -216,7 +215,7 @@ def data_prepare(out, cache) -> None:
     from edge_colorizer.io import new_folders_dropped_on_failure, os_reason
 
     folders = [folder for folder in (out, cache) if folder]
-    with contextlib.ExitStack() as made:
+    with ExitStack() as made:
         for folder in folders:  # a failed or stopped run leaves no empty folders it made
             made.enter_context(new_folders_dropped_on_failure(folder))
         try:  # one line before any download, as every command that writes a folder
